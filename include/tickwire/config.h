@@ -1,0 +1,74 @@
+/*
+ * config — the server's settings: defaults, heartbeat profiles, the command line and the
+ * --config file, and the unit parsers for durations and sizes.
+ *
+ * Owns: struct tw_config and the text that fills it. Must not touch: sockets, threads;
+ * it never exits the process (the caller decides, with the message it gets back).
+ */
+#ifndef TICKWIRE_CONFIG_H
+#define TICKWIRE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define TW_MAX_LISTEN 4
+
+enum tw_slow_policy { TW_SLOW_CONFLATE = 0, TW_SLOW_DISCONNECT = 1 };
+
+typedef struct tw_listen {
+        struct sockaddr_storage addr; /* IPv4 or IPv6; port 0 = pick a free one */
+        socklen_t addrlen;
+        bool tls; /* serves TLS (needs tls_cert/tls_key) */
+} tw_listen;
+
+typedef struct tw_config {
+        tw_listen listen[TW_MAX_LISTEN]; /* --listen (repeatable), --tls-listen */
+        unsigned nlisten;
+        unsigned workers;              /* 0 = online CPUs */
+        uint64_t ping_interval_ms;     /* quiet this long: server sends Ping */
+        uint64_t idle_timeout_ms;      /* silent this long: connection is dead */
+        uint64_t tick_ms;              /* timing wheel resolution */
+        uint64_t handshake_timeout_ms; /* accept to 101 (and TLS handshake) */
+        uint64_t close_timeout_ms;     /* our Close sent: wait this long for theirs */
+        uint64_t drain_timeout_ms;     /* shutdown: wait this long for Close replies */
+        uint64_t reconnect_spread_ms;  /* retry_ms hint spread in 1001 reasons */
+        uint32_t max_connections;      /* whole server; 0 = limited only by the tables */
+        uint64_t max_message;          /* bytes per inbound message (1009) */
+        uint64_t max_queue;            /* queued outbound bytes per connection */
+        enum tw_slow_policy slow_consumer;
+        uint32_t history;           /* messages kept per topic for resume */
+        uint32_t max_subscriptions; /* per connection */
+        const char *tls_cert;       /* PEM paths; NULL = no TLS */
+        const char *tls_key;
+        const char *jwt_secret;    /* HMAC-SHA256 secret for ?token= JWTs; NULL = open */
+        const char *publish_token; /* bearer token for publishing; NULL = anyone */
+        char strings[4][512];      /* storage for values read from --config */
+} tw_config;
+
+/* Fills the documented defaults (127.0.0.1:8080, 30 s / 90 s, tick 10 ms, ...). */
+void tw_config_defaults(tw_config *c);
+
+/* Parses argv (argv[0] is skipped) over the defaults. A heartbeat profile is applied
+ * first and explicit --ping-interval/--idle-timeout override it, whatever their order.
+ * Returns 0 on success, 1 when --help was asked for (usage printed to `out`), or
+ * -EINVAL with one line naming the flag in err. */
+int tw_config_parse(tw_config *c, int argc, char **argv, FILE *out, char *err, size_t errlen);
+
+/* "250ms", "30s", "2m", or a bare number of seconds. Returns 0 or -EINVAL. */
+int tw_parse_duration_ms(const char *s, uint64_t *ms);
+
+/* "4MiB", "64KiB", "1GiB" or bytes. Returns 0 or -EINVAL. */
+int tw_parse_size(const char *s, uint64_t *bytes);
+
+/* "127.0.0.1:8080", "[::1]:8080", ":8080" (all v4). Returns 0 or -EINVAL. */
+int tw_parse_listen(const char *s, tw_listen *l);
+
+/* Writes "host:port" of l into out. */
+void tw_listen_format(const tw_listen *l, char *out, size_t cap);
+
+void tw_config_usage(FILE *out);
+
+#endif

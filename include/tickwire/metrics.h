@@ -1,0 +1,87 @@
+/*
+ * metrics — per-worker counters and histograms, and their Prometheus text exposition.
+ *
+ * Owns: struct tw_metrics. Each worker writes only its own (single writer, relaxed
+ * atomic stores: a plain mov on x86, no lock prefix); a scrape on any thread reads every
+ * worker's with relaxed loads and sums them. Must not touch: sockets, connections.
+ */
+#ifndef TICKWIRE_METRICS_H
+#define TICKWIRE_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef _Atomic uint64_t tw_counter;
+
+/* Single-writer increment: no read-modify-write instruction needed. */
+#define TW_ADD(c, v)                                                                         \
+        atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (v),  \
+                              memory_order_relaxed)
+#define TW_INC(c) TW_ADD(c, 1)
+#define TW_DEC(c) TW_ADD(c, (uint64_t)-1)
+#define TW_GET(c) atomic_load_explicit(&(c), memory_order_relaxed)
+
+enum tw_hs_fail {
+        TW_HS_BAD_REQUEST, /* 400 */
+        TW_HS_NOT_UPGRADE, /* 426 */
+        TW_HS_TOO_LARGE,   /* 431 */
+        TW_HS_NOT_FOUND,   /* 404 */
+        TW_HS_TIMEOUT,     /* handshake timeout */
+        TW_HS_LIMIT,       /* 503: connection or table limit */
+        TW_HS_AUTH,        /* 401/403 */
+        TW_HS_TLS,         /* TLS handshake failed */
+        TW_HS_CLOSED,      /* peer went away mid-handshake */
+        TW_HS__COUNT
+};
+
+/* Close reasons are counted by code; these are the labels we keep. */
+enum tw_close_slot {
+        TW_CL_1000, TW_CL_1001, TW_CL_1002, TW_CL_1003, TW_CL_1005, TW_CL_1006, TW_CL_1007,
+        TW_CL_1008, TW_CL_1009, TW_CL_1010, TW_CL_1011, TW_CL_1013, TW_CL_OTHER,
+        TW_CL__COUNT
+};
+
+/* Histogram of detection latency (now - last_seen at termination), seconds. */
+#define TW_DETECT_BUCKETS 20
+extern const double tw_detect_bounds[TW_DETECT_BUCKETS]; /* upper bounds; +Inf implied */
+
+typedef struct tw_histogram {
+        tw_counter bucket[TW_DETECT_BUCKETS + 1]; /* non-cumulative; last is +Inf */
+        tw_counter count;
+        tw_counter sum_us; /* sum in microseconds, rendered as seconds */
+} tw_histogram;
+
+typedef struct tw_metrics {
+        tw_counter connections;        /* gauge: open WebSocket sessions + handshakes */
+        tw_counter accepted;           /* TCP connections accepted */
+        tw_counter handshake_failures[TW_HS__COUNT];
+        tw_counter closes[TW_CL__COUNT];
+        tw_counter heartbeat_timeouts; /* idle_timeout expired */
+        tw_counter pings_sent;         /* server protocol Pings */
+        tw_counter messages_received;  /* complete inbound data messages */
+        tw_counter messages_sent;      /* outbound data messages queued */
+        tw_counter bytes_received;
+        tw_counter bytes_sent;
+        tw_counter limit_hits;         /* connection/table/memory limits hit */
+        tw_counter enobufs;            /* recv buffer ring ran dry */
+        tw_counter cq_overflows;
+        tw_counter slow_consumer[2];   /* [TW_SLOW_CONFLATE], [TW_SLOW_DISCONNECT] */
+        tw_counter messages_published;
+        tw_counter messages_dropped;   /* conflated away */
+        tw_histogram detection;
+} tw_metrics;
+
+/* Maps a close code to its counter slot. */
+enum tw_close_slot tw_close_slot_of(uint16_t code);
+
+/* Records one detection latency. */
+void tw_histogram_observe(tw_histogram *h, uint64_t usec);
+
+/* Renders the sum of n workers' metrics as Prometheus text (prefix tickwire_) into
+ * out[0..cap). `draining` is exported as tickwire_draining. Returns the length written,
+ * or the length needed if it exceeds cap (nothing useful is written then). */
+size_t tw_metrics_render(tw_metrics *const *workers, size_t n, int draining, char *out,
+                         size_t cap);
+
+#endif
