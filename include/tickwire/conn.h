@@ -1,0 +1,95 @@
+/*
+ * conn — one client connection as its worker sees it, and what happens to the bytes it
+ * sends: the HTTP request (upgrade, /healthz, /metrics, /publish), then WebSocket frames,
+ * control frames, the close handshake and app messages.
+ *
+ * Owns: struct tw_conn and its lazily allocated parts (partial input, send queue). Each
+ * connection lives and dies on the worker that accepted it; nothing here is shared or
+ * locked. Must not touch: other workers' connections, the ring's submission details
+ * (it asks the worker to send, flush and terminate).
+ *
+ * An idle open connection is the 72-byte struct below and nothing else: partial input
+ * and queued output are allocated only while they exist.
+ */
+#ifndef TICKWIRE_CONN_H
+#define TICKWIRE_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <sys/socket.h>
+
+#include "tickwire/frame.h"
+#include "tickwire/wheel.h"
+#include "tickwire/ws.h"
+
+enum tw_conn_state {
+        TW_CONN_FREE = 0, /* slot unused */
+        TW_CONN_HTTP,     /* reading HTTP requests (upgrade or endpoints) */
+        TW_CONN_OPEN,     /* WebSocket session */
+        TW_CONN_CLOSING,  /* we sent Close; waiting for theirs (close timeout) */
+        TW_CONN_LINGER,   /* last bytes queued; close TCP once they are sent */
+        TW_CONN_DEAD,     /* terminated; waiting for in-flight requests to finish */
+};
+
+enum tw_conn_flag {
+        TW_CF_RECV = 1 << 0,      /* multishot recv armed */
+        TW_CF_SEND = 1 << 1,      /* a send is in flight */
+        TW_CF_PING = 1 << 2,      /* we pinged and have heard nothing since */
+        TW_CF_DIRTY = 1 << 3,     /* on the worker's flush list */
+        TW_CF_PUBLISHER = 1 << 4, /* presented the publish token */
+        TW_CF_REJECT = 1 << 5,    /* over a limit: answer the request with 503 */
+        TW_CF_SESSION = 1 << 6,   /* reached OPEN: counts as a WebSocket close at the end */
+        TW_CF_EOF = 1 << 7,       /* peer shut its side down */
+        TW_CF_CLOSE_SENT = 1 << 8,
+};
+
+struct tw_rx;   /* partial input: HTTP head/body, or a reader + message being assembled */
+struct tw_outq; /* queued output: frame references, the in-flight sendmsg */
+struct tw_subs; /* topic subscriptions */
+
+typedef struct tw_conn {
+        tw_timer timer;       /* the one deadline: handshake, heartbeat, close, linger */
+        struct tw_rx *rx;     /* NULL unless input is partial */
+        struct tw_outq *out;  /* NULL unless output is queued */
+        struct tw_subs *subs; /* NULL unless subscribed */
+        uint32_t last_seen;   /* worker clock, ms (wraps; compared by difference) */
+        uint32_t gen;         /* bumped on reuse: stale completions are ignored */
+        int32_t fd;           /* fixed-file index; next free slot while FREE */
+        uint16_t flags;       /* enum tw_conn_flag */
+        uint8_t state;        /* enum tw_conn_state */
+        uint8_t inflight;     /* requests in flight; the slot is freed at 0 */
+        uint16_t close_code;  /* how the session ended, for metrics */
+        uint16_t detect_age;  /* unused unless detected: age in 10 ms units (logs) */
+} tw_conn;
+
+struct tw_worker;
+
+/* Bytes received on c (state HTTP, OPEN or CLOSING). buf is the worker's receive buffer
+ * and may be modified (frames are unmasked in place). */
+void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len);
+
+/* The peer shut down its sending side (recv returned 0). */
+void tw_conn_on_eof(struct tw_worker *w, tw_conn *c);
+
+/* Queues a frame reference for sending (takes the caller's reference). Returns 0, or
+ * -ENOMEM (the frame is released and the connection terminated). */
+int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f);
+
+/* Sends Close with code and reason and waits close_timeout for the peer's reply. */
+void tw_conn_close(struct tw_worker *w, tw_conn *c, uint16_t code, const char *reason,
+                   size_t reason_len);
+
+/* Bytes queued and not yet sent. */
+uint64_t tw_conn_queued(const tw_conn *c);
+
+/* Frees partial input and queued output not in flight. */
+void tw_conn_release_buffers(tw_conn *c);
+
+/* The send queue: fills iov from the queue head and returns the count (0: nothing). */
+struct msghdr *tw_outq_prepare(tw_conn *c);
+/* Retires `sent` bytes after a send completes. Returns bytes still queued. */
+uint64_t tw_outq_complete(tw_conn *c, size_t sent);
+
+#endif

@@ -1,0 +1,717 @@
+/*
+ * A connection's bytes, from the first request line to the last Close frame.
+ *
+ * Input arrives in the worker's receive buffers. The common case costs no copy and no
+ * allocation: a whole request head, or whole frames, parsed straight out of the receive
+ * buffer. Only what is incomplete when the buffer ends is kept (struct tw_rx): the
+ * partial HTTP head/body, or the frame reader's state plus the text message assembled so
+ * far. Output is a queue of frame references (struct tw_outq) sent by one sendmsg per
+ * loop turn; it exists only while something is queued.
+ */
+#include "tickwire/conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tickwire/http.h"
+#include "tickwire/metrics.h"
+#include "tickwire/proto.h"
+#include "tickwire/server.h"
+#include "tickwire/topic.h"
+
+#define TW_IOV_MAX 64
+
+struct tw_rx {
+        tw_ws_reader reader; /* valid when has_reader */
+        bool has_reader;
+        size_t len; /* bytes buffered: partial HTTP input, or a text message so far */
+        size_t cap;
+        uint8_t *buf;
+};
+
+struct tw_outq {
+        tw_frame **q; /* ring of cap entries */
+        uint32_t head, count, cap;
+        uint32_t off;  /* bytes of q[head] already sent */
+        uint32_t niov; /* entries covered by the send in flight */
+        uint64_t bytes;
+        struct msghdr msg;
+        struct iovec iov[TW_IOV_MAX];
+};
+
+/* ---- partial input ---- */
+
+static struct tw_rx *rx_get(tw_conn *c)
+{
+        if (!c->rx)
+                c->rx = calloc(1, sizeof(*c->rx));
+        return c->rx;
+}
+
+static void rx_free(tw_conn *c)
+{
+        if (!c->rx)
+                return;
+        free(c->rx->buf);
+        free(c->rx);
+        c->rx = NULL;
+}
+
+static int rx_append(struct tw_rx *rx, const uint8_t *p, size_t n, size_t limit)
+{
+        if (rx->len + n > limit)
+                return -E2BIG;
+        if (rx->len + n > rx->cap) {
+                size_t cap = rx->cap ? rx->cap : 512;
+                uint8_t *b;
+
+                while (cap < rx->len + n)
+                        cap *= 2;
+                b = realloc(rx->buf, cap);
+                if (!b)
+                        return -ENOMEM;
+                rx->buf = b;
+                rx->cap = cap;
+        }
+        memcpy(rx->buf + rx->len, p, n);
+        rx->len += n;
+        return 0;
+}
+
+void tw_conn_release_buffers(tw_conn *c)
+{
+        rx_free(c);
+        if (c->out && !(c->flags & TW_CF_SEND)) {
+                struct tw_outq *o = c->out;
+
+                for (uint32_t i = 0; i < o->count; i++)
+                        tw_frame_unref(o->q[(o->head + i) % o->cap]);
+                free(o->q);
+                free(o);
+                c->out = NULL;
+        }
+}
+
+/* ---- output ---- */
+
+uint64_t tw_conn_queued(const tw_conn *c)
+{
+        return c->out ? c->out->bytes : 0;
+}
+
+static int outq_push(struct tw_outq *o, tw_frame *f)
+{
+        if (o->count == o->cap) {
+                uint32_t cap = o->cap ? o->cap * 2 : 8;
+                tw_frame **q = malloc(cap * sizeof(*q));
+
+                if (!q)
+                        return -ENOMEM;
+                for (uint32_t i = 0; i < o->count; i++)
+                        q[i] = o->q[(o->head + i) % o->cap];
+                free(o->q);
+                o->q = q;
+                o->head = 0;
+                o->cap = cap;
+        }
+        o->q[(o->head + o->count) % o->cap] = f;
+        o->count++;
+        o->bytes += f->len;
+        return 0;
+}
+
+int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
+{
+        if (c->state == TW_CONN_DEAD || c->state == TW_CONN_FREE) {
+                tw_frame_unref(f);
+                return -EPIPE;
+        }
+        if (!c->out)
+                c->out = calloc(1, sizeof(*c->out));
+        if (!c->out || outq_push(c->out, f) < 0) {
+                tw_frame_unref(f);
+                TW_INC(w->metrics.limit_hits);
+                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                return -ENOMEM;
+        }
+        tw_worker_mark_dirty(w, c);
+        return 0;
+}
+
+struct msghdr *tw_outq_prepare(tw_conn *c)
+{
+        struct tw_outq *o = c->out;
+        uint32_t n;
+
+        if (!o || o->count == 0)
+                return NULL;
+        n = o->count < TW_IOV_MAX ? o->count : TW_IOV_MAX;
+        for (uint32_t i = 0; i < n; i++) {
+                tw_frame *f = o->q[(o->head + i) % o->cap];
+                size_t skip = i == 0 ? o->off : 0;
+
+                o->iov[i].iov_base = f->data + skip;
+                o->iov[i].iov_len = f->len - skip;
+        }
+        o->niov = n;
+        memset(&o->msg, 0, sizeof(o->msg));
+        o->msg.msg_iov = o->iov;
+        o->msg.msg_iovlen = n;
+        return &o->msg;
+}
+
+uint64_t tw_outq_complete(tw_conn *c, size_t sent)
+{
+        struct tw_outq *o = c->out;
+        uint64_t left;
+
+        if (!o)
+                return 0;
+        o->niov = 0;
+        o->bytes -= sent;
+        while (sent > 0 && o->count > 0) {
+                tw_frame *f = o->q[o->head];
+                size_t avail = f->len - o->off;
+
+                if (sent < avail) {
+                        o->off += (uint32_t)sent;
+                        break;
+                }
+                sent -= avail;
+                o->off = 0;
+                o->head = (o->head + 1) % o->cap;
+                o->count--;
+                tw_frame_unref(f);
+        }
+        left = o->bytes;
+        if (o->count == 0) {
+                /* An idle connection owns no queue. */
+                free(o->q);
+                free(o);
+                c->out = NULL;
+        }
+        return left;
+}
+
+static void send_text(struct tw_worker *w, tw_conn *c, const void *p, size_t n)
+{
+        tw_frame *f = tw_frame_ws(TW_WS_OP_TEXT, p, n);
+
+        if (!f) {
+                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                return;
+        }
+        TW_INC(w->metrics.messages_sent);
+        tw_conn_send(w, c, f);
+}
+
+static void send_error(struct tw_worker *w, tw_conn *c, const char *code, const char *msg)
+{
+        char buf[256];
+        size_t n = tw_proto_error(buf, sizeof(buf), code, msg);
+
+        if (n)
+                send_text(w, c, buf, n);
+}
+
+/* ---- closing ---- */
+
+/* Our last bytes are queued: close TCP once they are out (or after close_timeout). */
+static void linger(struct tw_worker *w, tw_conn *c)
+{
+        c->state = TW_CONN_LINGER;
+        rx_free(c);
+        if (!c->out && !(c->flags & TW_CF_SEND)) {
+                tw_worker_terminate(w, c, c->close_code);
+                return;
+        }
+        tw_worker_arm(w, c, w->now_ms + w->srv->cfg.close_timeout_ms);
+}
+
+static void queue_close(struct tw_worker *w, tw_conn *c, uint16_t code, const char *reason,
+                        size_t reason_len)
+{
+        uint8_t buf[TW_WS_MAX_HEADER + TW_WS_MAX_CONTROL];
+        size_t n = tw_ws_close_build(buf, code, reason, reason_len, NULL);
+        tw_frame *f = tw_frame_copy(buf, n);
+
+        c->flags |= TW_CF_CLOSE_SENT;
+        c->close_code = code ? code : TW_WS_CLOSE_NO_STATUS;
+        if (f)
+                tw_conn_send(w, c, f);
+}
+
+void tw_conn_close(struct tw_worker *w, tw_conn *c, uint16_t code, const char *reason,
+                   size_t reason_len)
+{
+        if (c->state != TW_CONN_OPEN)
+                return;
+        queue_close(w, c, code, reason, reason_len);
+        if (c->state == TW_CONN_DEAD)
+                return;
+        c->state = TW_CONN_CLOSING;
+        tw_worker_arm(w, c, w->now_ms + w->srv->cfg.close_timeout_ms);
+}
+
+/* Fail the WebSocket connection (RFC 6455 7.1.7): Close with the code, then TCP close. */
+static void fail(struct tw_worker *w, tw_conn *c, uint16_t code, const char *why)
+{
+        if (!(c->flags & TW_CF_CLOSE_SENT))
+                queue_close(w, c, code, why, why ? strlen(why) : 0);
+        c->close_code = code;
+        if (c->state != TW_CONN_DEAD)
+                linger(w, c);
+}
+
+static void on_close_frame(struct tw_worker *w, tw_conn *c, const uint8_t *p, size_t n)
+{
+        const uint8_t *reason;
+        size_t reason_len;
+        uint16_t code;
+        int err = tw_ws_close_parse(p, n, &code, &reason, &reason_len);
+
+        if (err) {
+                fail(w, c, (uint16_t)err, NULL);
+                return;
+        }
+        if (c->flags & TW_CF_CLOSE_SENT) {
+                /* The reply to our Close: the handshake is complete. */
+                tw_worker_terminate(w, c, c->close_code);
+                return;
+        }
+        /* Echo the code (none when they sent none), then close TCP: the server side
+         * closes first (RFC 6455 7.1.1). */
+        queue_close(w, c, code == TW_WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
+        c->close_code = code;
+        if (c->state != TW_CONN_DEAD)
+                linger(w, c);
+}
+
+/* ---- WebSocket input ---- */
+
+static void on_text(struct tw_worker *w, tw_conn *c, const uint8_t *p, size_t n)
+{
+        tw_msg m;
+        tw_proto_status st;
+        char buf[256];
+        size_t len;
+
+        TW_INC(w->metrics.messages_received);
+        st = tw_proto_parse((const char *)p, n, &m);
+        if (st != TW_PROTO_OK) {
+                send_error(w, c, tw_proto_status_code(st),
+                           st == TW_PROTO_UNKNOWN_TYPE ? "unknown message type"
+                           : st == TW_PROTO_BAD_TOPIC  ? "topic must be 1-128 of [A-Za-z0-9._:-]"
+                                                       : "message is not a valid JSON object");
+                return;
+        }
+        switch (m.type) {
+        case TW_MSG_PING:
+                len = tw_proto_pong(buf, sizeof(buf), m.time);
+                if (len) {
+                        send_text(w, c, buf, len);
+                } else {
+                        /* A huge "time" value: echo it all the same. */
+                        size_t cap = m.time.n + 32;
+                        char *big = malloc(cap);
+
+                        if (big && (len = tw_proto_pong(big, cap, m.time)))
+                                send_text(w, c, big, len);
+                        free(big);
+                }
+                break;
+        default:
+                tw_topic_on_message(w, c, &m);
+                break;
+        }
+}
+
+static void on_data_event(struct tw_worker *w, tw_conn *c, const tw_ws_event *ev)
+{
+        struct tw_rx *rx;
+
+        if (c->state != TW_CONN_OPEN)
+                return; /* after our Close, data is discarded (RFC 6455 5.5.1) */
+        if (ev->opcode == TW_WS_OP_BINARY) {
+                if (ev->msg_start)
+                        fail(w, c, TW_WS_CLOSE_UNSUPPORTED, "binary messages are not supported");
+                return;
+        }
+        if (ev->msg_start && ev->msg_end && !(c->rx && c->rx->len)) {
+                on_text(w, c, ev->data, ev->len);
+                return;
+        }
+        rx = rx_get(c);
+        if (!rx || rx_append(rx, ev->data, ev->len, w->srv->cfg.max_message) < 0) {
+                fail(w, c, rx ? TW_WS_CLOSE_TOO_BIG : TW_WS_CLOSE_INTERNAL, NULL);
+                return;
+        }
+        if (ev->msg_end) {
+                on_text(w, c, rx->buf, rx->len);
+                rx->len = 0;
+        }
+}
+
+static void on_control_event(struct tw_worker *w, tw_conn *c, const tw_ws_event *ev)
+{
+        tw_frame *f;
+
+        switch (ev->opcode) {
+        case TW_WS_OP_PING:
+                if (c->flags & TW_CF_CLOSE_SENT)
+                        return;
+                f = tw_frame_ws(TW_WS_OP_PONG, ev->data, ev->len);
+                if (f)
+                        tw_conn_send(w, c, f);
+                else
+                        tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                break;
+        case TW_WS_OP_CLOSE:
+                on_close_frame(w, c, ev->data, ev->len);
+                break;
+        default: /* Pong: last_seen is all it means */
+                break;
+        }
+}
+
+static void ws_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
+{
+        tw_ws_reader *r;
+        tw_ws_event ev;
+
+        /* Any inbound byte is a sign of life: a store, not a timer operation. */
+        c->last_seen = (uint32_t)w->now_ms;
+        c->flags &= ~TW_CF_PING;
+
+        if (c->rx && c->rx->has_reader) {
+                r = &c->rx->reader;
+        } else {
+                r = &w->scratch;
+                tw_ws_reader_init(r, true, w->srv->cfg.max_message);
+        }
+        while (len > 0 && (c->state == TW_CONN_OPEN || c->state == TW_CONN_CLOSING)) {
+                size_t used = tw_ws_read(r, buf, len, &ev);
+
+                buf += used;
+                len -= used;
+                switch (ev.kind) {
+                case TW_WS_EV_DATA:
+                        on_data_event(w, c, &ev);
+                        break;
+                case TW_WS_EV_CONTROL:
+                        on_control_event(w, c, &ev);
+                        break;
+                case TW_WS_EV_ERROR:
+                        fail(w, c, ev.close_code, NULL);
+                        return;
+                case TW_WS_EV_NONE:
+                        break;
+                }
+        }
+        if (c->state != TW_CONN_OPEN && c->state != TW_CONN_CLOSING)
+                return;
+        if (r == &w->scratch && !tw_ws_reader_idle(r)) {
+                struct tw_rx *rx = rx_get(c);
+
+                if (!rx) {
+                        tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                        return;
+                }
+                rx->reader = *r;
+                rx->has_reader = true;
+        } else if (c->rx && tw_ws_reader_idle(r) && c->rx->len == 0) {
+                rx_free(c); /* between messages: own nothing */
+        }
+}
+
+/* ---- HTTP ---- */
+
+enum { HTTP_CONTINUE, HTTP_UPGRADED, HTTP_DONE };
+
+static void respond(struct tw_worker *w, tw_conn *c, int status, const char *ctype,
+                    const char *extra, const char *body, size_t blen, bool close)
+{
+        size_t cap = 256 + strlen(extra) + blen;
+        tw_frame *f = tw_frame_alloc(cap);
+        size_t n;
+
+        if (!f) {
+                tw_worker_terminate(w, c, 0);
+                return;
+        }
+        n = tw_http_build_response((char *)f->data, cap, status, ctype, extra, body, blen, close);
+        f->len = (uint32_t)n;
+        if (tw_conn_send(w, c, f) < 0)
+                return;
+        if (close) {
+                c->state = TW_CONN_HTTP;
+                linger(w, c);
+        } else {
+                /* Keep-alive: the next request may take up to the idle timeout. */
+                tw_worker_arm(w, c, w->now_ms + w->srv->cfg.idle_timeout_ms);
+        }
+}
+
+static void reject(struct tw_worker *w, tw_conn *c, int status, enum tw_hs_fail why)
+{
+        const char *extra =
+            status == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" : "";
+        const char *reason = tw_http_reason(status);
+
+        TW_INC(w->metrics.handshake_failures[why]);
+        respond(w, c, status, "text/plain", extra, reason, strlen(reason), true);
+}
+
+static bool span_eq(tw_span s, const char *lit)
+{
+        size_t n = strlen(lit);
+
+        return s.n == n && memcmp(s.p, lit, n) == 0;
+}
+
+static bool has_token(const tw_http_request *req, tw_span want)
+{
+        const tw_span *auth = tw_http_header_get(req, "Authorization");
+        tw_span q;
+
+        if (tw_http_query_get(req->query, "token", &q) && q.n == want.n &&
+            memcmp(q.p, want.p, q.n) == 0)
+                return true;
+        if (auth && auth->n == want.n + 7 && strncasecmp(auth->p, "Bearer ", 7) == 0 &&
+            memcmp(auth->p + 7, want.p, want.n) == 0)
+                return true;
+        return false;
+}
+
+static int upgrade(struct tw_worker *w, tw_conn *c, const tw_http_request *req)
+{
+        const tw_config *cfg = &w->srv->cfg;
+        char accept[29], resp[256];
+        tw_span key;
+        int st = tw_http_check_upgrade(req, &key);
+        tw_frame *f;
+        size_t n;
+
+        if (st == 426) {
+                reject(w, c, 426, TW_HS_NOT_UPGRADE);
+                return HTTP_DONE;
+        }
+        if (st != 0 || tw_ws_accept_key(key, accept) < 0) {
+                reject(w, c, 400, TW_HS_BAD_REQUEST);
+                return HTTP_DONE;
+        }
+        if (cfg->publish_token == NULL ||
+            has_token(req, (tw_span){cfg->publish_token, strlen(cfg->publish_token)}))
+                c->flags |= TW_CF_PUBLISHER;
+        n = tw_http_build_101(resp, sizeof(resp), accept);
+        f = n ? tw_frame_copy(resp, n) : NULL;
+        if (!f) {
+                tw_worker_terminate(w, c, 0);
+                return HTTP_DONE;
+        }
+        if (tw_conn_send(w, c, f) < 0)
+                return HTTP_DONE;
+        tw_worker_opened(w, c);
+        return HTTP_UPGRADED;
+}
+
+static void metrics_page(struct tw_worker *w, tw_conn *c, bool close)
+{
+        tw_server *srv = w->srv;
+        tw_metrics *all[srv->nworkers];
+        size_t cap = 16384, n;
+        char *buf;
+
+        for (unsigned i = 0; i < srv->nworkers; i++)
+                all[i] = &srv->workers[i].metrics;
+        for (;;) {
+                buf = malloc(cap);
+                if (!buf) {
+                        tw_worker_terminate(w, c, 0);
+                        return;
+                }
+                n = tw_metrics_render(all, srv->nworkers,
+                                      atomic_load_explicit(&srv->draining, memory_order_relaxed),
+                                      buf, cap);
+                if (n < cap)
+                        break;
+                free(buf);
+                cap = n + 1;
+        }
+        respond(w, c, 200, "text/plain; version=0.0.4", "", buf, n, close);
+        free(buf);
+}
+
+static int route(struct tw_worker *w, tw_conn *c, const tw_http_request *req, const char *body,
+                 size_t blen)
+{
+        bool get = span_eq(req->method, "GET");
+        bool close = req->minor_version == 0
+                         ? !tw_http_header_has_token(req, "Connection", "keep-alive")
+                         : tw_http_header_has_token(req, "Connection", "close");
+        bool draining = atomic_load_explicit(&w->srv->draining, memory_order_relaxed);
+
+        if (c->flags & TW_CF_REJECT || (draining && span_eq(req->path, "/ws"))) {
+                reject(w, c, 503, TW_HS_LIMIT);
+                return HTTP_DONE;
+        }
+        if (span_eq(req->path, "/ws"))
+                return upgrade(w, c, req);
+        if (span_eq(req->path, "/healthz") && get) {
+                if (draining)
+                        respond(w, c, 503, "text/plain", "", "draining\n", 9, close);
+                else
+                        respond(w, c, 200, "text/plain", "", "ok\n", 3, close);
+        } else if (span_eq(req->path, "/metrics") && get) {
+                metrics_page(w, c, close);
+        } else if (span_eq(req->path, "/publish") && span_eq(req->method, "POST")) {
+                const tw_config *cfg = &w->srv->cfg;
+                char out[256];
+                size_t olen = 0;
+                tw_span topic = {"", 0};
+                int st;
+
+                if (cfg->publish_token &&
+                    !has_token(req, (tw_span){cfg->publish_token, strlen(cfg->publish_token)})) {
+                        TW_INC(w->metrics.handshake_failures[TW_HS_AUTH]);
+                        respond(w, c, 401, "application/json", "",
+                                "{\"error\":\"publish token required\"}", 34, close);
+                } else {
+                        tw_http_query_get(req->query, "topic", &topic);
+                        st = tw_topic_http_publish(w, topic, body, blen, out, sizeof(out), &olen);
+                        respond(w, c, st, "application/json", "", out, olen, close);
+                }
+        } else if (span_eq(req->path, "/healthz") || span_eq(req->path, "/metrics") ||
+                   span_eq(req->path, "/publish")) {
+                respond(w, c, 405, "text/plain", "", "Method Not Allowed\n", 19, close);
+        } else {
+                TW_INC(w->metrics.handshake_failures[TW_HS_NOT_FOUND]);
+                respond(w, c, 404, "text/plain", "", "Not Found\n", 10, close);
+        }
+        return c->state == TW_CONN_HTTP ? HTTP_CONTINUE : HTTP_DONE;
+}
+
+static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
+{
+        const size_t limit = TW_HTTP_MAX_HEAD + w->srv->cfg.max_message;
+        uint8_t *data = buf;
+        size_t n = len;
+
+        c->last_seen = (uint32_t)w->now_ms;
+        if (c->rx && c->rx->len) {
+                if (rx_append(c->rx, buf, len, limit) < 0) {
+                        reject(w, c, 431, TW_HS_TOO_LARGE);
+                        return;
+                }
+                data = c->rx->buf;
+                n = c->rx->len;
+        }
+        while (n > 0 && c->state == TW_CONN_HTTP) {
+                tw_http_request req;
+                int head = tw_http_parse_request((const char *)data, n, &req);
+                int64_t blen = 0;
+                int r;
+
+                if (head == TW_HTTP_NEED_MORE && n < TW_HTTP_MAX_HEAD)
+                        goto keep;
+                if (head == TW_HTTP_INVALID) {
+                        reject(w, c, 400, TW_HS_BAD_REQUEST);
+                        return;
+                }
+                if (head < 0 || head > TW_HTTP_MAX_HEAD) {
+                        reject(w, c, 431, TW_HS_TOO_LARGE);
+                        return;
+                }
+                blen = tw_http_content_length(&req);
+                if (blen < 0) {
+                        reject(w, c, 400, TW_HS_BAD_REQUEST);
+                        return;
+                }
+                if ((uint64_t)blen > w->srv->cfg.max_message) {
+                        TW_INC(w->metrics.handshake_failures[TW_HS_TOO_LARGE]);
+                        respond(w, c, 413, "text/plain", "", "Payload Too Large\n", 18, true);
+                        return;
+                }
+                if (n < (size_t)head + (size_t)blen)
+                        goto keep;
+                r = route(w, c, &req, (const char *)data + head, (size_t)blen);
+                data += (size_t)head + (size_t)blen;
+                n -= (size_t)head + (size_t)blen;
+                if (r == HTTP_UPGRADED) {
+                        /* Frames pipelined behind the request head. */
+                        if (n && c->rx && data >= c->rx->buf && data < c->rx->buf + c->rx->cap) {
+                                uint8_t *tmp = malloc(n);
+
+                                if (!tmp) {
+                                        tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                                        return;
+                                }
+                                memcpy(tmp, data, n);
+                                rx_free(c);
+                                ws_input(w, c, tmp, n);
+                                free(tmp);
+                        } else {
+                                rx_free(c);
+                                if (n)
+                                        ws_input(w, c, data, n);
+                        }
+                        return;
+                }
+        }
+        if (c->rx)
+                c->rx->len = 0;
+        if (c->rx && c->state == TW_CONN_HTTP)
+                rx_free(c);
+        return;
+keep:
+        /* Incomplete: keep the bytes (moved to the front of our own buffer). */
+        if (c->rx && c->rx->len && data != c->rx->buf) {
+                memmove(c->rx->buf, data, n);
+                c->rx->len = n;
+        } else if (!(c->rx && c->rx->len)) {
+                struct tw_rx *rx = rx_get(c);
+
+                if (!rx || rx_append(rx, data, n, limit) < 0) {
+                        tw_worker_terminate(w, c, 0);
+                        return;
+                }
+        }
+        /* Slowloris: the handshake deadline set at accept is not moved by partial input. */
+}
+
+void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
+{
+        switch (c->state) {
+        case TW_CONN_HTTP:
+                http_input(w, c, buf, len);
+                break;
+        case TW_CONN_OPEN:
+        case TW_CONN_CLOSING:
+                ws_input(w, c, buf, len);
+                break;
+        default: /* LINGER: our last bytes are going out; input is moot */
+                break;
+        }
+}
+
+void tw_conn_on_eof(struct tw_worker *w, tw_conn *c)
+{
+        switch (c->state) {
+        case TW_CONN_HTTP:
+                if (!(c->flags & TW_CF_SESSION) && !c->out)
+                        TW_INC(w->metrics.handshake_failures[TW_HS_CLOSED]);
+                tw_worker_terminate(w, c, 0);
+                break;
+        case TW_CONN_OPEN:
+                /* TCP closed without a Close frame: abnormal closure. */
+                tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
+                break;
+        case TW_CONN_CLOSING:
+                tw_worker_terminate(w, c, c->close_code);
+                break;
+        default: /* LINGER: let our last bytes go out */
+                break;
+        }
+}

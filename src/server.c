@@ -1,0 +1,772 @@
+/*
+ * The workers. Each runs one loop over its own io_uring ring:
+ *
+ *   submit pending SQEs and wait (one io_uring_enter) with a timeout from the wheel
+ *   → dispatch every completion on its (kind, slot, generation) tag
+ *   → advance the timing wheel to now (handshake, heartbeat, close deadlines)
+ *   → flush: one sendmsg per connection with queued output, not already sending
+ *   → give consumed receive buffers back to the kernel
+ *
+ * Connections are direct descriptors (multishot accept into a sparse fixed-file table),
+ * so a worker holds up to a table's worth of them whatever the process fd limit is.
+ *
+ * Cleanup of a connection happens exactly once: tw_worker_terminate() moves it to DEAD
+ * (a second call is a no-op), cancels everything in flight on its descriptor and closes
+ * it; the slot is reused only when the last in-flight request has completed, and the
+ * generation in every completion tag keeps a late completion from touching the next
+ * occupant of the slot.
+ */
+#include "tickwire/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "tickwire/topic.h"
+
+#define TW_RING_ENTRIES 1024
+#define TW_RECV_BUFS    512
+#define TW_RECV_BUF_SZ  4096
+#define TW_SLOT_RESERVE 64 /* slots past the limit, to answer 503 instead of dropping */
+
+enum { TW_LOGGED_TABLE = 1, TW_LOGGED_LIMIT = 2, TW_LOGGED_NOMEM = 4 };
+
+static void log_once(tw_worker *w, uint32_t what, const char *msg)
+{
+        if (w->logged & what)
+                return;
+        w->logged |= what;
+        fprintf(stderr, "tickwire: worker %u: %s (logged once; see tickwire_limit_hits_total)\n",
+                w->id, msg);
+}
+
+/* ---- timers ---- */
+
+static uint64_t ticks_of(const tw_worker *w, uint64_t at_ms)
+{
+        uint64_t tick = w->srv->cfg.tick_ms;
+
+        /* Round up: a deadline may be late by a tick, never early. */
+        return (at_ms + tick - 1) / tick;
+}
+
+void tw_worker_arm(tw_worker *w, tw_conn *c, uint64_t at_ms)
+{
+        tw_wheel_add(&w->wheel, &c->timer, ticks_of(w, at_ms));
+}
+
+static void log_detect(tw_worker *w, tw_conn *c, int fd)
+{
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        char host[INET6_ADDRSTRLEN] = "?";
+        unsigned port = 0;
+
+        if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+                if (ss.ss_family == AF_INET) {
+                        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+                        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+                        port = ntohs(s4->sin_port);
+                } else if (ss.ss_family == AF_INET6) {
+                        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+                        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+                        port = ntohs(s6->sin6_port);
+                }
+        }
+        fprintf(stderr, "tickwire: detect peer=%s%s%s:%u age_ms=%u worker=%u\n",
+                strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
+                (unsigned)c->detect_age * 10u, w->id);
+}
+
+/* The peer has been silent past idle_timeout: it is gone (power cut, cable, NAT). */
+static void heartbeat_expired(tw_worker *w, tw_conn *c, uint64_t age_ms)
+{
+        struct io_uring_sqe *sqe;
+
+        TW_INC(w->metrics.heartbeat_timeouts);
+        tw_histogram_observe(&w->metrics.detection, age_ms * 1000u);
+        c->detect_age = (uint16_t)(age_ms / 10u > 65535u ? 65535u : age_ms / 10u);
+        /* Read the peer address for the detect line through a temporary regular fd,
+         * linked ahead of the close so the socket is still there. Rare path. */
+        sqe = tw_ring_sqe(&w->ring);
+        tw_prep_fixed_fd_install(sqe, c->fd);
+        sqe->flags |= IOSQE_IO_HARDLINK;
+        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_PEER, (uint32_t)(c - w->conns), c->gen));
+        c->inflight++;
+        tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
+}
+
+static void heartbeat(tw_worker *w, tw_conn *c)
+{
+        const tw_config *cfg = &w->srv->cfg;
+        uint64_t seen = tw_worker_time_of(w, c->last_seen);
+        uint64_t age = w->now_ms - seen;
+
+        if (age >= cfg->idle_timeout_ms) {
+                heartbeat_expired(w, c, age);
+                return;
+        }
+        if (age >= cfg->ping_interval_ms && !(c->flags & TW_CF_PING)) {
+                tw_frame *ping = tw_frame_ws(TW_WS_OP_PING, NULL, 0);
+
+                c->flags |= TW_CF_PING;
+                TW_INC(w->metrics.pings_sent);
+                if (ping && tw_conn_send(w, c, ping) < 0)
+                        return;
+        }
+        /* Lazy re-arm: inbound frames only stored last_seen; the next deadline follows
+         * from it. */
+        tw_worker_arm(
+            w, c, seen + ((c->flags & TW_CF_PING) ? cfg->idle_timeout_ms : cfg->ping_interval_ms));
+}
+
+static void on_timer(tw_wheel *wh, tw_timer *t, void *ctx)
+{
+        tw_worker *w = ctx;
+        tw_conn *c = tw_container_of(t, tw_conn, timer);
+
+        switch (c->state) {
+        case TW_CONN_HTTP:
+                if (c->flags & TW_CF_SESSION)
+                        break;
+                TW_INC(w->metrics.handshake_failures[TW_HS_TIMEOUT]);
+                tw_worker_terminate(w, c, 0);
+                break;
+        case TW_CONN_OPEN:
+                heartbeat(w, c);
+                break;
+        case TW_CONN_CLOSING:
+        case TW_CONN_LINGER:
+                tw_worker_terminate(w, c, c->close_code);
+                break;
+        default:
+                break;
+        }
+}
+
+/* ---- slots ---- */
+
+static tw_conn *slot_alloc(tw_worker *w)
+{
+        tw_conn *c;
+
+        if (w->free_head >= 0) {
+                c = &w->conns[w->free_head];
+                w->free_head = c->fd;
+        } else if (w->hiwater < w->nslots) {
+                c = &w->conns[w->hiwater++];
+        } else {
+                return NULL;
+        }
+        w->live++;
+        return c;
+}
+
+static void slot_release(tw_worker *w, tw_conn *c)
+{
+        uint32_t gen = c->gen + 1;
+
+        tw_conn_release_buffers(c);
+        memset(c, 0, sizeof(*c));
+        c->gen = gen;
+        c->state = TW_CONN_FREE;
+        c->fd = w->free_head;
+        w->free_head = (int32_t)(c - w->conns);
+        w->live--;
+}
+
+static void maybe_release(tw_worker *w, tw_conn *c)
+{
+        if (c->state == TW_CONN_DEAD && c->inflight == 0)
+                slot_release(w, c);
+}
+
+static uint32_t slot_of(const tw_worker *w, const tw_conn *c)
+{
+        return (uint32_t)(c - w->conns);
+}
+
+/* ---- I/O requests ---- */
+
+static void arm_recv(tw_worker *w, tw_conn *c)
+{
+        struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
+
+        tw_prep_recv_multishot(sqe, c->fd, w->bufs.bgid);
+        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_RECV, slot_of(w, c), c->gen));
+        c->flags |= TW_CF_RECV;
+        c->inflight++;
+}
+
+static void arm_accept(tw_worker *w, unsigned i)
+{
+        struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
+
+        io_uring_prep_multishot_accept_direct(sqe, w->listen_fd[i], NULL, NULL, 0);
+        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_ACCEPT, i, 0));
+        w->accepting[i] = true;
+}
+
+void tw_worker_terminate(tw_worker *w, tw_conn *c, uint16_t code)
+{
+        struct io_uring_sqe *sqe;
+
+        if (c->state == TW_CONN_DEAD || c->state == TW_CONN_FREE)
+                return;
+        c->state = TW_CONN_DEAD;
+        tw_wheel_cancel(&w->wheel, &c->timer);
+        if (c->flags & TW_CF_SESSION) {
+                TW_INC(w->metrics.closes[tw_close_slot_of(code ? code : TW_WS_CLOSE_ABNORMAL)]);
+        }
+        TW_DEC(w->metrics.connections);
+        if (!(c->flags & TW_CF_REJECT)) {
+                w->admitted--;
+                atomic_fetch_sub_explicit(&w->srv->connections, 1, memory_order_relaxed);
+        }
+        tw_topic_conn_gone(w, c);
+        tw_conn_release_buffers(c);
+
+        /* Cancel the recv and any blocked send (a dead peer never drains its window),
+         * then close the descriptor. */
+        sqe = tw_ring_sqe(&w->ring);
+        tw_prep_cancel_fixed_fd(sqe, c->fd);
+        sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_CANCEL, slot_of(w, c), c->gen));
+        sqe = tw_ring_sqe(&w->ring);
+        io_uring_prep_close_direct(sqe, (unsigned)c->fd);
+        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_CLOSE, slot_of(w, c), c->gen));
+        c->inflight++;
+}
+
+void tw_worker_mark_dirty(tw_worker *w, tw_conn *c)
+{
+        if (c->flags & TW_CF_DIRTY)
+                return;
+        if (w->ndirty == w->dirty_cap) {
+                uint32_t cap = w->dirty_cap ? w->dirty_cap * 2 : 1024;
+                uint32_t *d = realloc(w->dirty, cap * sizeof(*d));
+
+                if (!d) {
+                        log_once(w, TW_LOGGED_NOMEM, "out of memory for the flush list");
+                        TW_INC(w->metrics.limit_hits);
+                        tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                        return;
+                }
+                w->dirty = d;
+                w->dirty_cap = cap;
+        }
+        c->flags |= TW_CF_DIRTY;
+        w->dirty[w->ndirty++] = slot_of(w, c);
+}
+
+static void flush_one(tw_worker *w, tw_conn *c)
+{
+        struct io_uring_sqe *sqe;
+        struct msghdr *msg;
+
+        if (c->state == TW_CONN_DEAD || c->state == TW_CONN_FREE || (c->flags & TW_CF_SEND))
+                return;
+        msg = tw_outq_prepare(c);
+        if (!msg)
+                return;
+        sqe = tw_ring_sqe(&w->ring);
+        io_uring_prep_sendmsg(sqe, c->fd, msg, MSG_NOSIGNAL);
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_SEND, slot_of(w, c), c->gen));
+        c->flags |= TW_CF_SEND;
+        c->inflight++;
+}
+
+static void flush_dirty(tw_worker *w)
+{
+        for (uint32_t i = 0; i < w->ndirty; i++) {
+                tw_conn *c = &w->conns[w->dirty[i]];
+
+                c->flags &= ~TW_CF_DIRTY;
+                flush_one(w, c);
+        }
+        w->ndirty = 0;
+}
+
+/* ---- completions ---- */
+
+static void on_accept(tw_worker *w, unsigned li, int res, uint32_t cflags)
+{
+        const tw_config *cfg = &w->srv->cfg;
+        tw_conn *c;
+        uint32_t total;
+
+        if (!(cflags & IORING_CQE_F_MORE))
+                w->accepting[li] = false;
+        if (res < 0) {
+                if (res == -ENFILE || res == -EMFILE) {
+                        log_once(w, TW_LOGGED_TABLE, "fixed-file table full: refusing connections");
+                        TW_INC(w->metrics.limit_hits);
+                        TW_INC(w->metrics.handshake_failures[TW_HS_LIMIT]);
+                        w->accept_retry_ms = w->now_ms + 100;
+                }
+                return;
+        }
+        c = slot_alloc(w);
+        if (!c) {
+                /* Cannot happen while the table and slots are the same size; close. */
+                struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
+
+                io_uring_prep_close_direct(sqe, (unsigned)res);
+                io_uring_sqe_set_data64(sqe, tw_ud(TW_K_IGNORE, 0, 0));
+                return;
+        }
+        tw_timer_init(&c->timer);
+        c->fd = res;
+        c->state = TW_CONN_HTTP;
+        c->flags = 0;
+        c->inflight = 0;
+        c->last_seen = (uint32_t)w->now_ms;
+        TW_INC(w->metrics.accepted);
+        TW_INC(w->metrics.connections);
+
+        total = atomic_fetch_add_explicit(&w->srv->connections, 1, memory_order_relaxed) + 1;
+        w->admitted++;
+        if (w->admitted > w->admit_max || (cfg->max_connections && total > cfg->max_connections)) {
+                w->admitted--;
+                atomic_fetch_sub_explicit(&w->srv->connections, 1, memory_order_relaxed);
+                c->flags |= TW_CF_REJECT;
+                TW_INC(w->metrics.limit_hits);
+                log_once(w, TW_LOGGED_LIMIT, "connection limit reached: answering 503");
+        }
+        tw_worker_arm(w, c, w->now_ms + cfg->handshake_timeout_ms);
+        arm_recv(w, c);
+}
+
+static tw_conn *conn_of(tw_worker *w, uint64_t ud)
+{
+        uint32_t slot = tw_ud_slot(ud);
+        tw_conn *c;
+
+        if (slot >= w->hiwater)
+                return NULL;
+        c = &w->conns[slot];
+        if (c->gen != tw_ud_gen(ud) || c->state == TW_CONN_FREE)
+                return NULL;
+        return c;
+}
+
+static void on_recv(tw_worker *w, struct io_uring_cqe *cqe)
+{
+        tw_conn *c = conn_of(w, cqe->user_data);
+        int res = cqe->res;
+        bool more = cqe->flags & IORING_CQE_F_MORE;
+        uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
+
+        if (c && !more) {
+                c->flags &= ~TW_CF_RECV;
+                c->inflight--;
+        }
+        if (!c || c->state == TW_CONN_DEAD) {
+                if (has_buf)
+                        tw_bufring_recycle(&w->bufs, bid);
+                if (c)
+                        maybe_release(w, c);
+                return;
+        }
+        if (res > 0) {
+                TW_ADD(w->metrics.bytes_received, (uint64_t)res);
+                tw_conn_on_data(w, c, tw_bufring_buf(&w->bufs, bid), (size_t)res);
+        }
+        if (has_buf)
+                tw_bufring_recycle(&w->bufs, bid);
+        if (res == 0) {
+                c->flags |= TW_CF_EOF;
+                tw_conn_on_eof(w, c);
+        } else if (res < 0 && res != -ENOBUFS) {
+                /* RST, timeout (TCP_USER_TIMEOUT), ...: the peer is gone. */
+                tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
+        } else if (res == -ENOBUFS) {
+                TW_INC(w->metrics.enobufs);
+        }
+        if (c->state != TW_CONN_DEAD && !(c->flags & (TW_CF_RECV | TW_CF_EOF)))
+                arm_recv(w, c);
+        maybe_release(w, c);
+}
+
+static void on_send(tw_worker *w, struct io_uring_cqe *cqe)
+{
+        tw_conn *c = conn_of(w, cqe->user_data);
+        uint64_t left;
+
+        if (!c)
+                return;
+        c->flags &= ~TW_CF_SEND;
+        c->inflight--;
+        if (c->state == TW_CONN_DEAD) {
+                tw_outq_complete(c, 0);
+                maybe_release(w, c);
+                return;
+        }
+        if (cqe->res < 0) {
+                tw_outq_complete(c, 0);
+                tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
+                maybe_release(w, c);
+                return;
+        }
+        TW_ADD(w->metrics.bytes_sent, (uint64_t)cqe->res);
+        left = tw_outq_complete(c, (size_t)cqe->res);
+        if (left)
+                tw_worker_mark_dirty(w, c);
+        else if (c->state == TW_CONN_LINGER)
+                tw_worker_terminate(w, c, c->close_code);
+        maybe_release(w, c);
+}
+
+static void on_peer(tw_worker *w, struct io_uring_cqe *cqe)
+{
+        tw_conn *c = conn_of(w, cqe->user_data);
+
+        if (!c) {
+                if (cqe->res >= 0)
+                        close(cqe->res);
+                return;
+        }
+        c->inflight--;
+        log_detect(w, c, cqe->res);
+        if (cqe->res >= 0)
+                close(cqe->res);
+        maybe_release(w, c);
+}
+
+static void on_close(tw_worker *w, struct io_uring_cqe *cqe)
+{
+        tw_conn *c = conn_of(w, cqe->user_data);
+
+        if (!c)
+                return;
+        c->inflight--;
+        maybe_release(w, c);
+}
+
+static void dispatch(tw_worker *w, struct io_uring_cqe *cqe)
+{
+        switch (tw_ud_kind(cqe->user_data)) {
+        case TW_K_ACCEPT:
+                on_accept(w, tw_ud_slot(cqe->user_data), cqe->res, cqe->flags);
+                break;
+        case TW_K_RECV:
+                on_recv(w, cqe);
+                break;
+        case TW_K_SEND:
+                on_send(w, cqe);
+                break;
+        case TW_K_CLOSE:
+                on_close(w, cqe);
+                break;
+        case TW_K_PEER:
+                on_peer(w, cqe);
+                break;
+        case TW_K_WAKE:
+                tw_topic_drain_inbox(w);
+                break;
+        default:
+                break;
+        }
+}
+
+/* ---- drain ---- */
+
+static void start_drain(tw_worker *w)
+{
+        const tw_config *cfg = &w->srv->cfg;
+        char reason[48];
+
+        w->draining = true;
+        w->drain_deadline_ms = w->now_ms + cfg->drain_timeout_ms;
+        for (unsigned i = 0; i < cfg->nlisten; i++) {
+                struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
+
+                io_uring_prep_cancel64(sqe, tw_ud(TW_K_ACCEPT, i, 0), 0);
+                io_uring_sqe_set_data64(sqe, tw_ud(TW_K_IGNORE, 0, 0));
+        }
+        io_uring_submit(&w->ring);
+        for (unsigned i = 0; i < cfg->nlisten; i++) {
+                close(w->listen_fd[i]);
+                w->listen_fd[i] = -1;
+        }
+        for (uint32_t s = 0; s < w->hiwater; s++) {
+                tw_conn *c = &w->conns[s];
+
+                if (c->state == TW_CONN_OPEN) {
+                        uint64_t r = tw_worker_random(w, cfg->reconnect_spread_ms);
+                        int n = snprintf(reason, sizeof(reason), "{\"retry_ms\":%llu}",
+                                         (unsigned long long)r);
+
+                        tw_conn_close(w, c, TW_WS_CLOSE_GOING_AWAY, reason, (size_t)n);
+                        tw_worker_arm(w, c, w->drain_deadline_ms);
+                } else if (c->state == TW_CONN_HTTP && !c->out) {
+                        tw_worker_terminate(w, c, 0);
+                }
+        }
+}
+
+uint64_t tw_worker_random(tw_worker *w, uint64_t bound)
+{
+        uint64_t x = w->rng;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        w->rng = x;
+        return bound ? x % bound : 0;
+}
+
+void tw_worker_opened(tw_worker *w, tw_conn *c)
+{
+        c->state = TW_CONN_OPEN;
+        c->flags |= TW_CF_SESSION;
+        c->last_seen = (uint32_t)w->now_ms;
+        tw_worker_arm(w, c, w->now_ms + w->srv->cfg.ping_interval_ms);
+}
+
+/* ---- the loop ---- */
+
+static int worker_setup(tw_worker *w)
+{
+        const tw_config *cfg = &w->srv->cfg;
+        struct rlimit rl;
+        uint32_t files = 20000;
+        int ret;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < files)
+                files = (uint32_t)rl.rlim_cur;
+        ret = tw_ring_init(&w->ring, TW_RING_ENTRIES, files);
+        if (ret < 0) {
+                fprintf(stderr, "tickwire: worker %u: io_uring setup: %s\n", w->id, strerror(-ret));
+                return ret;
+        }
+        atomic_store_explicit(&w->ring_fd, w->ring.ring_fd, memory_order_release);
+        ret = tw_bufring_init(&w->ring, &w->bufs, 0, TW_RECV_BUFS, TW_RECV_BUF_SZ);
+        if (ret < 0) {
+                fprintf(stderr, "tickwire: worker %u: buffer ring: %s\n", w->id, strerror(-ret));
+                return ret;
+        }
+        w->nslots = files;
+        w->admit_max = files > TW_SLOT_RESERVE * 2 ? files - TW_SLOT_RESERVE : files / 2;
+        /* A large calloc is fresh zeroed pages: untouched slots cost no memory. */
+        w->conns = calloc(files, sizeof(tw_conn));
+        if (!w->conns)
+                return -ENOMEM;
+        w->free_head = -1;
+        w->epoch_ms = 0;
+        w->now_ms = tw_now_ms();
+        w->rng = 0x9e3779b97f4a7c15ull ^ ((uint64_t)w->id << 32) ^ w->now_ms;
+        tw_wheel_init(&w->wheel, ticks_of(w, w->now_ms), on_timer, w);
+        tw_ws_reader_init(&w->scratch, true, cfg->max_message);
+        for (unsigned i = 0; i < cfg->nlisten; i++)
+                arm_accept(w, i);
+        return 0;
+}
+
+static void wait_timeout(tw_worker *w, struct __kernel_timespec *ts, bool *has)
+{
+        uint64_t ticks = tw_wheel_next_expiry(&w->wheel);
+        uint64_t tick = w->srv->cfg.tick_ms;
+        uint64_t wake_ms, delta;
+
+        *has = false;
+        if (w->draining || w->accept_retry_ms) {
+                ticks = ticks < 1 ? ticks : 1;
+        }
+        if (ticks == UINT64_MAX)
+                return;
+        wake_ms = (w->wheel.now + ticks) * tick;
+        delta = wake_ms > w->now_ms ? wake_ms - w->now_ms : 0;
+        ts->tv_sec = (long long)(delta / 1000);
+        ts->tv_nsec = (long long)(delta % 1000) * 1000000;
+        *has = true;
+}
+
+static void *worker_main(void *arg)
+{
+        tw_worker *w = arg;
+        tw_server *srv = w->srv;
+
+        if (worker_setup(w) < 0) {
+                fprintf(stderr, "tickwire: worker %u failed to start\n", w->id);
+                exit(1);
+        }
+        for (;;) {
+                struct __kernel_timespec ts;
+                struct io_uring_cqe *cqe;
+                unsigned head, seen = 0;
+                bool has_ts;
+                int ret;
+
+                /* Checked before sleeping too: a drain may begin before this worker's ring
+                 * fd was published for the wake-up. */
+                if (!w->draining && atomic_load_explicit(&srv->draining, memory_order_acquire))
+                        start_drain(w);
+                wait_timeout(w, &ts, &has_ts);
+                ret =
+                    io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, has_ts ? &ts : NULL, NULL);
+                if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+                        fprintf(stderr, "tickwire: worker %u: io_uring_enter: %s\n", w->id,
+                                strerror(-ret));
+                }
+                if (IO_URING_READ_ONCE(*w->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+                        TW_INC(w->metrics.cq_overflows);
+                w->now_ms = tw_now_ms();
+                io_uring_for_each_cqe(&w->ring, head, cqe)
+                {
+                        dispatch(w, cqe);
+                        seen++;
+                }
+                io_uring_cq_advance(&w->ring, seen);
+
+                tw_wheel_advance(&w->wheel, w->now_ms / srv->cfg.tick_ms);
+                flush_dirty(w);
+                tw_bufring_publish(&w->bufs);
+
+                if (!w->draining && w->accept_retry_ms && w->now_ms >= w->accept_retry_ms) {
+                        w->accept_retry_ms = 0;
+                        for (unsigned i = 0; i < srv->cfg.nlisten; i++)
+                                if (!w->accepting[i])
+                                        arm_accept(w, i);
+                }
+                for (unsigned i = 0; !w->draining && !w->accept_retry_ms && i < srv->cfg.nlisten;
+                     i++)
+                        if (!w->accepting[i])
+                                arm_accept(w, i);
+                if (w->draining) {
+                        if (w->now_ms >= w->drain_deadline_ms) {
+                                for (uint32_t s = 0; s < w->hiwater; s++)
+                                        tw_worker_terminate(w, &w->conns[s],
+                                                            w->conns[s].close_code);
+                        }
+                        if (w->live == 0)
+                                break;
+                }
+        }
+        io_uring_submit(&w->ring);
+        return NULL;
+}
+
+/* ---- start / drain / join ---- */
+
+static int open_listener(const tw_listen *l, uint16_t port, uint64_t user_timeout_ms,
+                         uint16_t *bound)
+{
+        struct sockaddr_storage ss = l->addr;
+        int one = 1, fd;
+        unsigned uto = (unsigned)user_timeout_ms;
+
+        if (ss.ss_family == AF_INET)
+                ((struct sockaddr_in *)&ss)->sin_port = htons(port);
+        else
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+        fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        /* Inherited by accepted sockets: unacknowledged data cannot keep a dead peer
+         * alive longer than the heartbeat would. */
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (ss.ss_family == AF_INET6)
+                setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *)&ss, l->addrlen) < 0 || listen(fd, 4096) < 0) {
+                int err = -errno;
+                close(fd);
+                return err;
+        }
+        if (bound) {
+                socklen_t len = sizeof(ss);
+                getsockname(fd, (struct sockaddr *)&ss, &len);
+                *bound = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                       : ((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+        return fd;
+}
+
+int tw_server_start(tw_server *srv, const tw_config *cfg)
+{
+        int ret;
+
+        memset(srv, 0, sizeof(*srv));
+        srv->cfg = *cfg;
+        srv->nworkers = cfg->workers ? cfg->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+        if (srv->nworkers == 0)
+                srv->nworkers = 1;
+        srv->workers = calloc(srv->nworkers, sizeof(tw_worker));
+        if (!srv->workers)
+                return -ENOMEM;
+        ret = io_uring_queue_init(8, &srv->msg_ring, 0);
+        if (ret < 0)
+                return ret;
+
+        for (unsigned i = 0; i < cfg->nlisten; i++) {
+                const tw_listen *l = &cfg->listen[i];
+                uint16_t want = ntohs(l->addr.ss_family == AF_INET
+                                          ? ((const struct sockaddr_in *)&l->addr)->sin_port
+                                          : ((const struct sockaddr_in6 *)&l->addr)->sin6_port);
+
+                for (unsigned k = 0; k < srv->nworkers; k++) {
+                        int fd = open_listener(l, k ? srv->port[i] : want, cfg->idle_timeout_ms,
+                                               k ? NULL : &srv->port[i]);
+                        if (fd < 0) {
+                                char addr[80];
+                                tw_listen_format(l, addr, sizeof(addr));
+                                fprintf(stderr, "tickwire: cannot listen on %s: %s\n", addr,
+                                        strerror(-fd));
+                                return fd;
+                        }
+                        srv->workers[k].listen_fd[i] = fd;
+                }
+        }
+        for (unsigned k = 0; k < srv->nworkers; k++) {
+                tw_worker *w = &srv->workers[k];
+
+                w->srv = srv;
+                w->id = k;
+                ret = pthread_create(&w->thread, NULL, worker_main, w);
+                if (ret)
+                        return -ret;
+        }
+        return 0;
+}
+
+void tw_server_drain(tw_server *srv)
+{
+        atomic_store_explicit(&srv->draining, 1, memory_order_release);
+        for (unsigned k = 0; k < srv->nworkers; k++) {
+                struct io_uring_sqe *sqe = tw_ring_sqe(&srv->msg_ring);
+                int fd = atomic_load_explicit(&srv->workers[k].ring_fd, memory_order_acquire);
+
+                if (fd <= 0)
+                        continue; /* not started yet: it will see the flag */
+                io_uring_prep_msg_ring(sqe, fd, 0, tw_ud(TW_K_WAKE, 0, 0), 0);
+                io_uring_sqe_set_data64(sqe, 0);
+        }
+        io_uring_submit(&srv->msg_ring);
+}
+
+void tw_server_join(tw_server *srv)
+{
+        for (unsigned k = 0; k < srv->nworkers; k++) {
+                tw_worker *w = &srv->workers[k];
+
+                pthread_join(w->thread, NULL);
+                tw_bufring_free(&w->ring, &w->bufs);
+                io_uring_queue_exit(&w->ring);
+                free(w->conns);
+                free(w->dirty);
+        }
+        io_uring_queue_exit(&srv->msg_ring);
+        free(srv->workers);
+}

@@ -1,0 +1,265 @@
+"""Helpers for tickwire integration tests: start the real server on a free loopback port,
+speak raw HTTP and WebSocket bytes to it, read its metrics. Standard library only."""
+
+import base64
+import ctypes
+import hashlib
+import os
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+BIN = os.environ.get("TICKWIRE_BIN", "build/tickwire")
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class Server:
+    """The tickwire binary on 127.0.0.1:<free port>; stderr lines are kept in .lines."""
+
+    def __init__(self, *args, workers=2):
+        cmd = [BIN, "--listen", "127.0.0.1:0", "--workers", str(workers), *args]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.port = None
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.lines.append(line.rstrip("\n"))
+            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        if self.port is None:
+            self.proc.kill()
+            raise RuntimeError("server did not start: %r" % self.lines)
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(2)
+        return self.proc.returncode
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def http(port, raw, timeout=5):
+    """Sends raw request bytes; returns (status, headers dict, body) of the reply."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(raw)
+        return read_response(s)
+    finally:
+        s.close()
+
+
+def read_response(s):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else 0
+    headers = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", "0"))
+    while len(rest) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return status, headers, rest[:n]
+
+
+def get(port, path):
+    return http(port, ("GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path).encode())
+
+
+def metrics(port):
+    """tickwire_* samples as {'name{labels}': float}."""
+    status, _, body = get(port, "/metrics")
+    assert status == 200, status
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+def upgrade_request(path="/ws", key=None, extra=""):
+    key = key or base64.b64encode(os.urandom(16)).decode()
+    return key, ("GET %s HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
+                 % (path, key, extra)).encode()
+
+
+def accept_of(key):
+    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+
+
+def frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
+    """A client frame, masked unless told otherwise; `length` may lie about the size."""
+    n = len(payload) if length is None else length
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    if n < 126:
+        hdr = struct.pack("!BB", b0, (0x80 if mask else 0) | n)
+    elif n < 65536:
+        hdr = struct.pack("!BBH", b0, (0x80 if mask else 0) | 126, n)
+    else:
+        hdr = struct.pack("!BBQ", b0, (0x80 if mask else 0) | 127, n)
+    if not mask:
+        return hdr + payload
+    key = os.urandom(4)
+    return hdr + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+class WS:
+    """A raw WebSocket client connection."""
+
+    def __init__(self, port, path="/ws", extra="", timeout=5):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        key, req = upgrade_request(path, extra=extra)
+        self.sock.sendall(req)
+        self.buf = b""
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed during handshake: %r" % head)
+            head += chunk
+        head, _, self.buf = head.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+        if self.status != 101:
+            raise ConnectionError("status %d" % self.status)
+        assert self.headers["sec-websocket-accept"] == accept_of(key)
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_frame(self, opcode, payload=b"", **kw):
+        self.sock.sendall(frame(opcode, payload, **kw))
+
+    def send_text(self, text):
+        self.send_frame(0x1, text.encode() if isinstance(text, str) else text)
+
+    def _need(self, n, timeout):
+        deadline = time.time() + timeout
+        while len(self.buf) < n:
+            left = deadline - time.time()
+            if left <= 0:
+                raise TimeoutError("waiting for %d bytes" % n)
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+
+    def recv_frame(self, timeout=5):
+        """(fin, opcode, payload) of the next server frame; asserts it is unmasked."""
+        self._need(2, timeout)
+        b0, b1 = self.buf[0], self.buf[1]
+        assert not b1 & 0x80, "server frames must not be masked"
+        n, off = b1 & 0x7F, 2
+        if n == 126:
+            self._need(4, timeout)
+            n, off = struct.unpack("!H", self.buf[2:4])[0], 4
+        elif n == 127:
+            self._need(10, timeout)
+            n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
+        self._need(off + n, timeout)
+        payload = self.buf[off:off + n]
+        self.buf = self.buf[off + n:]
+        return bool(b0 & 0x80), b0 & 0x0F, payload
+
+    def recv_text(self, timeout=5, skip_pings=True):
+        while True:
+            fin, op, payload = self.recv_frame(timeout)
+            if op == 0x9 and skip_pings:
+                continue
+            assert op == 0x1, "expected text, got opcode %d %r" % (op, payload)
+            return payload.decode()
+
+    def expect_close(self, code, timeout=5):
+        """Reads until a Close frame; asserts its code, then that TCP closes."""
+        while True:
+            fin, op, payload = self.recv_frame(timeout)
+            if op == 0x8:
+                got = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+                assert got == code, "close code %r, expected %r (%r)" % (got, code, payload)
+                return payload[2:]
+
+    def wait_eof(self, timeout=5):
+        """True once the server has closed TCP (FIN or RST) within timeout."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.time()))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                return True
+            if not chunk:
+                return True
+            self.buf += chunk
+        return False
+
+    def close(self):
+        self.sock.close()
+
+
+def attach_drop_all_filter(sock):
+    """A classic BPF socket filter that drops every packet: the kernel stops ACKing, as a
+    client that lost power would. No privileges needed."""
+    insn = struct.pack("HBBI", 0x06, 0, 0, 0)  # BPF_RET|BPF_K, 0: drop
+    buf = ctypes.create_string_buffer(insn)
+    prog = struct.pack("HL", 1, ctypes.addressof(buf))
+    SO_ATTACH_FILTER = 26
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
+    sock._bpf_keepalive = buf  # the kernel copies it, but keep it alive until then
+
+
+def wait_for(pred, timeout=10, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
