@@ -553,7 +553,9 @@ static int route(struct tw_worker *w, tw_conn *c, const tw_http_request *req, co
                          : tw_http_header_has_token(req, "Connection", "close");
         bool draining = atomic_load_explicit(&w->srv->draining, memory_order_relaxed);
 
-        if (c->flags & TW_CF_REJECT || (draining && span_eq(req->path, "/ws"))) {
+        /* Limits refuse sessions, not monitoring: /metrics and /healthz still answer
+         * (from the reserve of slots kept past the limit). */
+        if (span_eq(req->path, "/ws") && (c->flags & TW_CF_REJECT || draining)) {
                 reject(w, c, 503, TW_HS_LIMIT);
                 return HTTP_DONE;
         }

@@ -508,8 +508,10 @@ static void start_drain(tw_worker *w)
 
                         tw_conn_close(w, c, TW_WS_CLOSE_GOING_AWAY, reason, (size_t)n);
                         tw_worker_arm(w, c, w->drain_deadline_ms);
-                } else if (c->state == TW_CONN_HTTP && !c->out) {
-                        tw_worker_terminate(w, c, 0);
+                } else if (c->state == TW_CONN_HTTP) {
+                        /* Keep-alive clients (health checkers) may ask again and see
+                         * 503; they are closed at the drain deadline at the latest. */
+                        tw_worker_arm(w, c, w->drain_deadline_ms);
                 }
         }
 }

@@ -54,7 +54,11 @@ void tw_config_defaults(tw_config *c);
 /* Parses argv (argv[0] is skipped) over the defaults. A heartbeat profile is applied
  * first and explicit --ping-interval/--idle-timeout override it, whatever their order.
  * Returns 0 on success, 1 when --help was asked for (usage printed to `out`), or
- * -EINVAL with one line naming the flag in err. */
+ * -EINVAL with one line naming the flag in err.
+ * It starts by calling tw_config_defaults(c). Sources apply in order: a --config file acts
+ * where it stands (it overrides earlier flags, later flags override it); its errors read
+ * "FILE:LINE: flag: ...". String values from argv point into argv; those from a file
+ * point into c->strings, so a copy of *c keeps pointing into the original. */
 int tw_config_parse(tw_config *c, int argc, char **argv, FILE *out, char *err, size_t errlen);
 
 /* "250ms", "30s", "2m", or a bare number of seconds. Returns 0 or -EINVAL. */

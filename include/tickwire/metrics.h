@@ -15,8 +15,8 @@
 typedef _Atomic uint64_t tw_counter;
 
 /* Single-writer increment: no read-modify-write instruction needed. */
-#define TW_ADD(c, v)                                                                         \
-        atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (v),  \
+#define TW_ADD(c, v)                                                                               \
+        atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (v),        \
                               memory_order_relaxed)
 #define TW_INC(c) TW_ADD(c, 1)
 #define TW_DEC(c) TW_ADD(c, (uint64_t)-1)
@@ -37,8 +37,19 @@ enum tw_hs_fail {
 
 /* Close reasons are counted by code; these are the labels we keep. */
 enum tw_close_slot {
-        TW_CL_1000, TW_CL_1001, TW_CL_1002, TW_CL_1003, TW_CL_1005, TW_CL_1006, TW_CL_1007,
-        TW_CL_1008, TW_CL_1009, TW_CL_1010, TW_CL_1011, TW_CL_1013, TW_CL_OTHER,
+        TW_CL_1000,
+        TW_CL_1001,
+        TW_CL_1002,
+        TW_CL_1003,
+        TW_CL_1005,
+        TW_CL_1006,
+        TW_CL_1007,
+        TW_CL_1008,
+        TW_CL_1009,
+        TW_CL_1010,
+        TW_CL_1011,
+        TW_CL_1013,
+        TW_CL_OTHER,
         TW_CL__COUNT
 };
 
@@ -53,8 +64,8 @@ typedef struct tw_histogram {
 } tw_histogram;
 
 typedef struct tw_metrics {
-        tw_counter connections;        /* gauge: open WebSocket sessions + handshakes */
-        tw_counter accepted;           /* TCP connections accepted */
+        tw_counter connections; /* gauge: open WebSocket sessions + handshakes */
+        tw_counter accepted;    /* TCP connections accepted */
         tw_counter handshake_failures[TW_HS__COUNT];
         tw_counter closes[TW_CL__COUNT];
         tw_counter heartbeat_timeouts; /* idle_timeout expired */
@@ -63,12 +74,12 @@ typedef struct tw_metrics {
         tw_counter messages_sent;      /* outbound data messages queued */
         tw_counter bytes_received;
         tw_counter bytes_sent;
-        tw_counter limit_hits;         /* connection/table/memory limits hit */
-        tw_counter enobufs;            /* recv buffer ring ran dry */
+        tw_counter limit_hits; /* connection/table/memory limits hit */
+        tw_counter enobufs;    /* recv buffer ring ran dry */
         tw_counter cq_overflows;
-        tw_counter slow_consumer[2];   /* [TW_SLOW_CONFLATE], [TW_SLOW_DISCONNECT] */
+        tw_counter slow_consumer[2]; /* [TW_SLOW_CONFLATE], [TW_SLOW_DISCONNECT] */
         tw_counter messages_published;
-        tw_counter messages_dropped;   /* conflated away */
+        tw_counter messages_dropped; /* conflated away */
         tw_histogram detection;
 } tw_metrics;
 
@@ -80,8 +91,9 @@ void tw_histogram_observe(tw_histogram *h, uint64_t usec);
 
 /* Renders the sum of n workers' metrics as Prometheus text (prefix tickwire_) into
  * out[0..cap). `draining` is exported as tickwire_draining. Returns the length written,
- * or the length needed if it exceeds cap (nothing useful is written then). */
-size_t tw_metrics_render(tw_metrics *const *workers, size_t n, int draining, char *out,
-                         size_t cap);
+ * or the length needed if it exceeds cap (nothing useful is written then). snprintf's
+ * rule: the text is complete and NUL-terminated iff the result is < cap, so retry with
+ * result + 1 bytes; out may be NULL when cap is 0, to ask for the size. */
+size_t tw_metrics_render(tw_metrics *const *workers, size_t n, int draining, char *out, size_t cap);
 
 #endif

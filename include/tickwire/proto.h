@@ -17,6 +17,10 @@
 
 #define TW_TOPIC_MAX 128
 
+/* Deepest nesting of arrays and objects accepted in a message or a published value (the
+ * message object itself counts as one level); deeper is bad_json. */
+#define TW_JSON_MAX_DEPTH 128
+
 typedef enum {
         TW_MSG_PING,
         TW_MSG_SUBSCRIBE,
@@ -34,12 +38,12 @@ typedef enum {
 
 typedef struct tw_msg {
         tw_msg_type type;
-        tw_span time;    /* ping: the raw JSON value of "time" (empty when absent) */
-        tw_span topic;   /* subscribe/unsubscribe/publish: the topic name */
-        tw_span data;    /* publish: the raw JSON value of "data" */
-        bool snapshot;   /* subscribe: "snapshot":true */
-        bool has_since;  /* subscribe: "since" present */
-        uint64_t since;  /* subscribe: its value (a non-negative integer) */
+        tw_span time;   /* ping: the raw JSON value of "time" (empty when absent) */
+        tw_span topic;  /* subscribe/unsubscribe/publish: the topic name */
+        tw_span data;   /* publish: the raw JSON value of "data" */
+        bool snapshot;  /* subscribe: "snapshot":true */
+        bool has_since; /* subscribe: "since" present */
+        uint64_t since; /* subscribe: its value (a non-negative integer) */
 } tw_msg;
 
 /* Parses one client message. Returns TW_PROTO_OK and fills m, or an error status. */

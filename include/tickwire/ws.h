@@ -65,14 +65,17 @@ bool tw_ws_close_code_valid(uint16_t code);
 
 /* Validates a Close payload. Returns 0 and fills code (1005 when the payload is empty)
  * and the reason span, or returns the close code to answer with: 1002 for a 1-byte
- * payload or an invalid code, 1007 for a reason that is not UTF-8. */
+ * payload or an invalid code, 1007 for a reason that is not UTF-8. A payload over 125
+ * bytes cannot be a control frame's and is refused with 1002. reason and reason_len may
+ * be NULL. */
 int tw_ws_close_parse(const uint8_t *payload, size_t len, uint16_t *code, const uint8_t **reason,
                       size_t *reason_len);
 
 /* ---- building frames ---- */
 
 /* Writes a frame header for a payload of `len` bytes into out (>= TW_WS_MAX_HEADER bytes)
- * and returns its length. mask == NULL builds an unmasked (server) frame. */
+ * and returns its length. mask == NULL builds an unmasked (server) frame. Always the
+ * minimal length encoding; len must be below 2^63 (the top bit is dropped). */
 size_t tw_ws_header_build(uint8_t *out, uint8_t opcode, bool fin, uint64_t len,
                           const uint8_t *mask);
 
@@ -105,13 +108,15 @@ typedef struct tw_ws_event {
 } tw_ws_event;
 
 typedef struct tw_ws_reader {
-        uint64_t max_message;           /* 1009 beyond this many payload bytes per message */
+        uint64_t max_message;           /* 1009 beyond this many payload bytes per message
+                                           (taken literally: UINT64_MAX for no limit) */
         uint64_t frame_left;            /* payload bytes of the current frame still to come */
         uint64_t frame_off;             /* payload bytes of the current frame already read */
         uint64_t msg_len;               /* payload bytes of the current message so far */
         uint32_t utf8;                  /* validator state of the current text message */
         uint8_t expect_masked;          /* 1: server side (client frames must be masked) */
-        uint8_t state;                  /* internal: header / payload / control / failed */
+        uint8_t state;                  /* internal: header / payload / control / failed
+                                           (one failed state per close code) */
         uint8_t msg_opcode;             /* opcode of the message in progress, 0 if none */
         uint8_t frame_opcode;           /* opcode of the current frame */
         uint8_t frame_fin;              /* FIN bit of the current frame */
@@ -131,13 +136,22 @@ void tw_ws_reader_init(tw_ws_reader *r, bool expect_masked, uint64_t max_message
  * Call again with the rest of the buffer after each event. After an ERROR event the
  * reader stays failed and consumes nothing more. Checks, in this order per frame:
  * RSV bits, opcode, mask bit, control frame rules (<= 125 bytes, FIN set), continuation
- * rules, message size (max_message, across fragments), then UTF-8 of text payload as it
- * arrives (a message whose bytes so far cannot begin valid UTF-8 fails at once; an
- * incomplete character at the end of the message fails at msg_end). */
+ * rules, length encoding (top bit of a 64-bit length set, or a length not in the fewest
+ * bytes: 1002), message size (max_message, across fragments), then UTF-8 of text payload
+ * as it arrives (a message whose bytes so far cannot begin valid UTF-8 fails at once; an
+ * incomplete character at the end of the message fails at msg_end).
+ *
+ * Events do not depend on how the input was split: a chunk of text is cut just before an
+ * invalid byte, so the valid bytes before it come out as DATA and the ERROR follows on the
+ * next call (an incomplete character fails on the message's last byte, likewise). Every
+ * data frame gives at least one DATA event, so an empty frame gives one with len 0. A
+ * CONTROL event's data lives in the reader and is valid until the next call. On ERROR the
+ * caller stops reading: the return value is only what was consumed before the failure.
+ * Bytes not consumed are left as they were (still masked). */
 size_t tw_ws_read(tw_ws_reader *r, uint8_t *buf, size_t len, tw_ws_event *ev);
 
 /* True when no frame or fragmented message is in progress: the reader may be discarded
- * and re-initialised later without losing anything. */
+ * and re-initialised later without losing anything. False for a failed reader. */
 bool tw_ws_reader_idle(const tw_ws_reader *r);
 
 #endif

@@ -244,6 +244,9 @@ class WS:
         self.sock.close()
 
 
+_bpf_buffers = []
+
+
 def attach_drop_all_filter(sock):
     """A classic BPF socket filter that drops every packet: the kernel stops ACKing, as a
     client that lost power would. No privileges needed."""
@@ -252,7 +255,7 @@ def attach_drop_all_filter(sock):
     prog = struct.pack("HL", 1, ctypes.addressof(buf))
     SO_ATTACH_FILTER = 26
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
-    sock._bpf_keepalive = buf  # the kernel copies it, but keep it alive until then
+    _bpf_buffers.append(buf)  # the kernel copies the program; keep ours alive anyway
 
 
 def wait_for(pred, timeout=10, step=0.05):
