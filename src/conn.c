@@ -21,8 +21,6 @@
 #include "tickwire/server.h"
 #include "tickwire/topic.h"
 
-#define TW_IOV_MAX 64
-
 struct tw_rx {
         tw_ws_reader reader; /* valid when has_reader */
         bool has_reader;
@@ -31,14 +29,14 @@ struct tw_rx {
         uint8_t *buf;
 };
 
+/* Frame references waiting to be sent. The iovecs of a send live in the worker's
+ * per-turn arena, not here: the kernel has consumed them once the SQE is submitted
+ * (IORING_FEAT_SUBMIT_STABLE), so a queue is ~32 bytes plus its pointers. */
 struct tw_outq {
-        tw_frame **q; /* ring of cap entries */
+        uint64_t bytes; /* queued, not yet sent */
         uint32_t head, count, cap;
         uint32_t off;  /* bytes of q[head] already sent */
-        uint32_t niov; /* entries covered by the send in flight */
-        uint64_t bytes;
-        struct msghdr msg;
-        struct iovec iov[TW_IOV_MAX];
+        tw_frame *q[]; /* ring of cap entries */
 };
 
 /* ---- partial input ---- */
@@ -88,7 +86,6 @@ void tw_conn_release_buffers(tw_conn *c)
 
                 for (uint32_t i = 0; i < o->count; i++)
                         tw_frame_unref(o->q[(o->head + i) % o->cap]);
-                free(o->q);
                 free(o);
                 c->out = NULL;
         }
@@ -101,20 +98,35 @@ uint64_t tw_conn_queued(const tw_conn *c)
         return c->out ? c->out->bytes : 0;
 }
 
-static int outq_push(struct tw_outq *o, tw_frame *f)
+static struct tw_outq *outq_grow(struct tw_outq *o)
 {
-        if (o->count == o->cap) {
-                uint32_t cap = o->cap ? o->cap * 2 : 8;
-                tw_frame **q = malloc(cap * sizeof(*q));
+        uint32_t cap = o ? o->cap * 2 : 4;
+        struct tw_outq *n = malloc(sizeof(*n) + cap * sizeof(n->q[0]));
 
-                if (!q)
-                        return -ENOMEM;
+        if (!n)
+                return NULL;
+        if (o) {
+                *n = *o;
                 for (uint32_t i = 0; i < o->count; i++)
-                        q[i] = o->q[(o->head + i) % o->cap];
-                free(o->q);
-                o->q = q;
-                o->head = 0;
-                o->cap = cap;
+                        n->q[i] = o->q[(o->head + i) % o->cap];
+                free(o);
+        } else {
+                memset(n, 0, sizeof(*n));
+        }
+        n->head = 0;
+        n->cap = cap;
+        return n;
+}
+
+static int outq_push(tw_conn *c, tw_frame *f)
+{
+        struct tw_outq *o = c->out;
+
+        if (!o || o->count == o->cap) {
+                o = outq_grow(o);
+                if (!o)
+                        return -ENOMEM;
+                c->out = o;
         }
         o->q[(o->head + o->count) % o->cap] = f;
         o->count++;
@@ -122,15 +134,76 @@ static int outq_push(struct tw_outq *o, tw_frame *f)
         return 0;
 }
 
+/* ---- slow consumers: a session's queue over --max-queue (the rule is topic.c's) ---- */
+
+/* Entries of the queue a conflation must leave alone: those the send in flight may cover
+ * (at most server.c's TW_IOV_MAX, 64, from the head) or a partly sent head. */
+static uint32_t outq_pinned(const tw_conn *c, uint64_t *bytes)
+{
+        const struct tw_outq *o = c->out;
+        uint32_t n = (c->flags & TW_CF_SEND) ? (o->count < 64 ? o->count : 64) : (o->off ? 1 : 0);
+
+        *bytes = 0;
+        for (uint32_t i = 0; i < n; i++)
+                *bytes += o->q[(o->head + i) % o->cap]->len;
+        *bytes -= n ? o->off : 0;
+        return n;
+}
+
+/* f does not fit under the bound. conflate: queue it, then keep only the newest pending
+ * message per topic; if what remains still does not fit (replies, not messages, pile
+ * up), fall through to disconnect: drop everything not in flight and Close 1013. */
+static int outq_over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
+{
+        const tw_config *cfg = &w->srv->cfg;
+        struct tw_outq *o;
+        uint64_t pinned_bytes;
+        uint32_t pinned;
+        int64_t dropped;
+
+        if (cfg->slow_consumer == TW_SLOW_CONFLATE) {
+                if (outq_push(c, f) < 0) {
+                        tw_frame_unref(f);
+                        TW_INC(w->metrics.limit_hits);
+                        tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                        return -ENOMEM;
+                }
+                tw_worker_mark_dirty(w, c);
+                o = c->out;
+                pinned = outq_pinned(c, &pinned_bytes);
+                dropped = tw_conflate(o->q, o->cap, &o->head, &o->count, pinned, false, &o->bytes);
+                if (dropped >= 0) {
+                        TW_INC(w->metrics.slow_consumer[TW_SLOW_CONFLATE]);
+                        TW_ADD(w->metrics.messages_dropped, (uint64_t)dropped);
+                        if (o->bytes - pinned_bytes <= cfg->max_queue)
+                                return 0;
+                }
+        } else {
+                if (f->topic_id)
+                        TW_INC(w->metrics.messages_dropped);
+                tw_frame_unref(f);
+        }
+        o = c->out;
+        pinned = outq_pinned(c, &pinned_bytes);
+        dropped = tw_conflate(o->q, o->cap, &o->head, &o->count, pinned, true, &o->bytes);
+        TW_ADD(w->metrics.messages_dropped, (uint64_t)(dropped > 0 ? dropped : 0));
+        TW_INC(w->metrics.slow_consumer[TW_SLOW_DISCONNECT]);
+        tw_conn_close(w, c, TW_WS_CLOSE_TRY_AGAIN, "slow consumer", 13);
+        return -ENOBUFS;
+}
+
+/* ---- end of slow consumers ---- */
+
 int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
         if (c->state == TW_CONN_DEAD || c->state == TW_CONN_FREE) {
                 tw_frame_unref(f);
                 return -EPIPE;
         }
-        if (!c->out)
-                c->out = calloc(1, sizeof(*c->out));
-        if (!c->out || outq_push(c->out, f) < 0) {
+        if (c->out && c->out->bytes + f->len > w->srv->cfg.max_queue && c->state == TW_CONN_OPEN &&
+            !(c->flags & TW_CF_CLOSE_SENT))
+                return outq_over_bound(w, c, f);
+        if (outq_push(c, f) < 0) {
                 tw_frame_unref(f);
                 TW_INC(w->metrics.limit_hits);
                 tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
@@ -140,26 +213,22 @@ int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
         return 0;
 }
 
-struct msghdr *tw_outq_prepare(tw_conn *c)
+size_t tw_outq_prepare(const tw_conn *c, struct iovec *iov, size_t max)
 {
-        struct tw_outq *o = c->out;
-        uint32_t n;
+        const struct tw_outq *o = c->out;
+        size_t n;
 
         if (!o || o->count == 0)
-                return NULL;
-        n = o->count < TW_IOV_MAX ? o->count : TW_IOV_MAX;
-        for (uint32_t i = 0; i < n; i++) {
+                return 0;
+        n = o->count < max ? o->count : max;
+        for (size_t i = 0; i < n; i++) {
                 tw_frame *f = o->q[(o->head + i) % o->cap];
                 size_t skip = i == 0 ? o->off : 0;
 
-                o->iov[i].iov_base = f->data + skip;
-                o->iov[i].iov_len = f->len - skip;
+                iov[i].iov_base = f->data + skip;
+                iov[i].iov_len = f->len - skip;
         }
-        o->niov = n;
-        memset(&o->msg, 0, sizeof(o->msg));
-        o->msg.msg_iov = o->iov;
-        o->msg.msg_iovlen = n;
-        return &o->msg;
+        return n;
 }
 
 uint64_t tw_outq_complete(tw_conn *c, size_t sent)
@@ -169,7 +238,6 @@ uint64_t tw_outq_complete(tw_conn *c, size_t sent)
 
         if (!o)
                 return 0;
-        o->niov = 0;
         o->bytes -= sent;
         while (sent > 0 && o->count > 0) {
                 tw_frame *f = o->q[o->head];
@@ -188,7 +256,6 @@ uint64_t tw_outq_complete(tw_conn *c, size_t sent)
         left = o->bytes;
         if (o->count == 0) {
                 /* An idle connection owns no queue. */
-                free(o->q);
                 free(o);
                 c->out = NULL;
         }

@@ -32,9 +32,11 @@
 #include "tickwire/topic.h"
 
 #define TW_RING_ENTRIES 1024
-#define TW_RECV_BUFS    512
-#define TW_RECV_BUF_SZ  4096
-#define TW_SLOT_RESERVE 64 /* slots past the limit, to answer 503 instead of dropping */
+#define TW_RECV_BUFS    256  /* per worker: the kernel touches them all in turn, */
+#define TW_RECV_BUF_SZ  2048 /* so this is a fixed 512 KiB, not a per-connection cost */
+#define TW_IOV_MAX      64   /* frames coalesced into one sendmsg */
+#define TW_MSG_ARENA    64   /* sendmsgs prepared per submit */
+#define TW_SLOT_RESERVE 64   /* slots past the limit, to answer 503 instead of dropping */
 
 enum { TW_LOGGED_TABLE = 1, TW_LOGGED_LIMIT = 2, TW_LOGGED_NOMEM = 4 };
 
@@ -266,16 +268,37 @@ void tw_worker_mark_dirty(tw_worker *w, tw_conn *c)
         w->dirty[w->ndirty++] = slot_of(w, c);
 }
 
+/* A free msghdr and TW_IOV_MAX iovecs from this turn's arena. When it is used up, the
+ * pending SQEs are submitted — which is when the kernel consumes their vectors — and the
+ * arena starts over. Never reallocated: queued SQEs point into it. */
+static struct msghdr *msg_take(tw_worker *w, struct iovec **iov)
+{
+        if (w->nmsg == TW_MSG_ARENA) {
+                io_uring_submit(&w->ring);
+                w->nmsg = 0;
+        }
+        *iov = &w->iov[(size_t)w->nmsg * TW_IOV_MAX];
+        return &w->msg[w->nmsg];
+}
+
 static void flush_one(tw_worker *w, tw_conn *c)
 {
         struct io_uring_sqe *sqe;
         struct msghdr *msg;
+        struct iovec *iov;
+        size_t n;
 
-        if (c->state == TW_CONN_DEAD || c->state == TW_CONN_FREE || (c->flags & TW_CF_SEND))
+        if (c->state == TW_CONN_DEAD || c->state == TW_CONN_FREE || (c->flags & TW_CF_SEND) ||
+            !c->out)
                 return;
-        msg = tw_outq_prepare(c);
-        if (!msg)
+        msg = msg_take(w, &iov);
+        n = tw_outq_prepare(c, iov, TW_IOV_MAX);
+        if (!n)
                 return;
+        w->nmsg++;
+        memset(msg, 0, sizeof(*msg));
+        msg->msg_iov = iov;
+        msg->msg_iovlen = n;
         sqe = tw_ring_sqe(&w->ring);
         io_uring_prep_sendmsg(sqe, c->fd, msg, MSG_NOSIGNAL);
         sqe->flags |= IOSQE_FIXED_FILE;
@@ -551,6 +574,14 @@ static int worker_setup(tw_worker *w)
                 fprintf(stderr, "tickwire: worker %u: io_uring setup: %s\n", w->id, strerror(-ret));
                 return ret;
         }
+        if (!(w->ring.features & IORING_FEAT_SUBMIT_STABLE)) {
+                fprintf(stderr, "tickwire: kernel too old (no IORING_FEAT_SUBMIT_STABLE)\n");
+                return -ENOSYS;
+        }
+        w->msg = calloc(TW_MSG_ARENA, sizeof(*w->msg));
+        w->iov = calloc((size_t)TW_MSG_ARENA * TW_IOV_MAX, sizeof(*w->iov));
+        if (!w->msg || !w->iov)
+                return -ENOMEM;
         atomic_store_explicit(&w->ring_fd, w->ring.ring_fd, memory_order_release);
         ret = tw_bufring_init(&w->ring, &w->bufs, 0, TW_RECV_BUFS, TW_RECV_BUF_SZ);
         if (ret < 0) {
@@ -622,6 +653,7 @@ static void *worker_main(void *arg)
                 }
                 if (IO_URING_READ_ONCE(*w->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
                         TW_INC(w->metrics.cq_overflows);
+                w->nmsg = 0; /* submitted: the kernel has consumed the vectors */
                 w->now_ms = tw_now_ms();
                 io_uring_for_each_cqe(&w->ring, head, cqe)
                 {
@@ -631,6 +663,7 @@ static void *worker_main(void *arg)
                 io_uring_cq_advance(&w->ring, seen);
 
                 tw_wheel_advance(&w->wheel, w->now_ms / srv->cfg.tick_ms);
+                tw_topic_drain_inbox(w); /* own posts; others' if their wake is still due */
                 flush_dirty(w);
                 tw_bufring_publish(&w->bufs);
 
@@ -711,6 +744,9 @@ int tw_server_start(tw_server *srv, const tw_config *cfg)
         ret = io_uring_queue_init(8, &srv->msg_ring, 0);
         if (ret < 0)
                 return ret;
+        ret = tw_topic_init(srv);
+        if (ret < 0)
+                return ret;
 
         for (unsigned i = 0; i < cfg->nlisten; i++) {
                 const tw_listen *l = &cfg->listen[i];
@@ -768,7 +804,10 @@ void tw_server_join(tw_server *srv)
                 io_uring_queue_exit(&w->ring);
                 free(w->conns);
                 free(w->dirty);
+                free(w->iov);
+                free(w->msg);
         }
         io_uring_queue_exit(&srv->msg_ring);
+        tw_topic_free(srv);
         free(srv->workers);
 }

@@ -87,8 +87,9 @@ uint64_t tw_conn_queued(const tw_conn *c);
 /* Frees partial input and queued output not in flight. */
 void tw_conn_release_buffers(tw_conn *c);
 
-/* The send queue: fills iov from the queue head and returns the count (0: nothing). */
-struct msghdr *tw_outq_prepare(tw_conn *c);
+/* The send queue: describes up to `max` queued frames from the head in iov and returns
+ * how many (0: nothing queued). */
+size_t tw_outq_prepare(const tw_conn *c, struct iovec *iov, size_t max);
 /* Retires `sent` bytes after a send completes. Returns bytes still queued. */
 uint64_t tw_outq_complete(tw_conn *c, size_t sent);
 

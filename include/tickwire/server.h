@@ -62,6 +62,9 @@ typedef struct tw_worker {
 
         uint32_t *dirty; /* slots with output to flush this turn */
         uint32_t ndirty, dirty_cap;
+        struct iovec *iov;  /* this turn's sendmsg vectors: the kernel has consumed them */
+        struct msghdr *msg; /* once submitted (IORING_FEAT_SUBMIT_STABLE) */
+        uint32_t nmsg;
 
         tw_ws_reader scratch; /* reader for connections that own none */
         uint64_t rng;         /* xorshift state: reconnect hints */
@@ -80,6 +83,7 @@ struct tw_server {
         _Atomic int draining;         /* set by the signal thread */
         _Atomic uint32_t connections; /* admitted sessions, all workers */
         struct io_uring msg_ring;     /* the main thread's ring, to wake workers */
+        struct tw_topics *topics;     /* topic.c: topics and per-worker inboxes */
         uint16_t port[TW_MAX_LISTEN]; /* bound ports (port 0 resolved) */
 };
 

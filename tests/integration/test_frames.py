@@ -19,7 +19,7 @@ class Frames(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
+        cls.srv.stop_checked()
 
     def ws(self):
         w = WS(self.port)

@@ -15,7 +15,7 @@ class Handshake(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
+        cls.srv.stop_checked()
 
     def req(self, text):
         return http(self.port, text.encode())

@@ -21,7 +21,7 @@ class Heartbeat(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.srv.stop()
+        cls.srv.stop_checked()
 
     def test_quiet_client_gets_server_ping(self):
         w = WS(self.port)

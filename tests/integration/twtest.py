@@ -15,6 +15,9 @@ import threading
 import time
 
 BIN = os.environ.get("TICKWIRE_BIN", "build/tickwire")
+# Under ASan+UBSan: RSS figures mean nothing (quarantine), but a leak or UB report makes
+# the server exit non-zero, which every test then catches.
+SANITIZED = os.environ.get("TICKWIRE_SANITIZED") == "1"
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -57,6 +60,12 @@ class Server:
         self._reader.join(2)
         return self.proc.returncode
 
+    def stop_checked(self):
+        """Stops the server and fails unless it exited 0 (drain done, no sanitizer report)."""
+        code = self.stop()
+        if code != 0:
+            raise AssertionError("server exited %r: %s" % (code, "\n".join(self.lines[-30:])))
+
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
@@ -68,7 +77,10 @@ class Server:
         return self
 
     def __exit__(self, *exc):
-        self.stop()
+        if exc[0] is None:
+            self.stop_checked()
+        else:
+            self.stop()
 
 
 def http(port, raw, timeout=5):
