@@ -213,9 +213,9 @@ int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
         return 0;
 }
 
-size_t tw_outq_prepare(const tw_conn *c, struct iovec *iov, size_t max)
+size_t tw_outq_prepare(tw_conn *c, struct iovec *iov, size_t max)
 {
-        const struct tw_outq *o = c->out;
+        struct tw_outq *o = c->out;
         size_t n;
 
         if (!o || o->count == 0)
@@ -228,6 +228,7 @@ size_t tw_outq_prepare(const tw_conn *c, struct iovec *iov, size_t max)
                 iov[i].iov_base = f->data + skip;
                 iov[i].iov_len = f->len - skip;
         }
+        o->sending = (uint32_t)n;
         return n;
 }
 
@@ -238,6 +239,7 @@ uint64_t tw_outq_complete(tw_conn *c, size_t sent)
 
         if (!o)
                 return 0;
+        o->sending = 0;
         o->bytes -= sent;
         while (sent > 0 && o->count > 0) {
                 tw_frame *f = o->q[o->head];
