@@ -35,8 +35,9 @@ struct tw_rx {
 struct tw_outq {
         uint64_t bytes; /* queued, not yet sent */
         uint32_t head, count, cap;
-        uint32_t off;  /* bytes of q[head] already sent */
-        tw_frame *q[]; /* ring of cap entries */
+        uint32_t off;     /* bytes of q[head] already sent */
+        uint32_t sending; /* entries from head covered by the send in flight: untouchable */
+        tw_frame *q[];    /* ring of cap entries */
 };
 
 /* ---- partial input ---- */
