@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "tickwire/auth.h"
 #include "tickwire/http.h"
 #include "tickwire/metrics.h"
 #include "tickwire/proto.h"
@@ -555,6 +557,25 @@ static bool has_token(const tw_http_request *req, tw_span want)
         return false;
 }
 
+/* With --jwt-secret, a session needs a valid HS256 token in ?token= or a Bearer header. */
+static bool authorized(const tw_config *cfg, const tw_http_request *req)
+{
+        const tw_span *auth = tw_http_header_get(req, "Authorization");
+        int64_t now = (int64_t)time(NULL);
+        size_t slen;
+        tw_span t;
+
+        if (!cfg->jwt_secret)
+                return true;
+        slen = strlen(cfg->jwt_secret);
+        if (tw_http_query_get(req->query, "token", &t) &&
+            tw_auth_verify_jwt(t.p, t.n, cfg->jwt_secret, slen, now, 5, NULL, 0) == TW_AUTH_OK)
+                return true;
+        return auth && auth->n > 7 && strncasecmp(auth->p, "Bearer ", 7) == 0 &&
+               tw_auth_verify_jwt(auth->p + 7, auth->n - 7, cfg->jwt_secret, slen, now, 5, NULL,
+                                  0) == TW_AUTH_OK;
+}
+
 static int upgrade(struct tw_worker *w, tw_conn *c, const tw_http_request *req)
 {
         const tw_config *cfg = &w->srv->cfg;
@@ -570,6 +591,12 @@ static int upgrade(struct tw_worker *w, tw_conn *c, const tw_http_request *req)
         }
         if (st != 0 || tw_ws_accept_key(key, accept) < 0) {
                 reject(w, c, 400, TW_HS_BAD_REQUEST);
+                return HTTP_DONE;
+        }
+        if (!authorized(cfg, req)) {
+                TW_INC(w->metrics.handshake_failures[TW_HS_AUTH]);
+                respond(w, c, 401, "text/plain", "WWW-Authenticate: Bearer\r\n", "Unauthorized\n",
+                        13, true);
                 return HTTP_DONE;
         }
         if (cfg->publish_token == NULL ||
