@@ -799,8 +799,12 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c)
 {
         switch (c->state) {
         case TW_CONN_HTTP:
-                if (!(c->flags & TW_CF_SESSION) && !c->out)
-                        TW_INC(w->metrics.handshake_failures[TW_HS_CLOSED]);
+                if (c->out || (c->flags & TW_CF_SEND)) {
+                        /* Half-closed after its request: the answer still goes out. */
+                        linger(w, c);
+                        break;
+                }
+                TW_INC(w->metrics.handshake_failures[TW_HS_CLOSED]);
                 tw_worker_terminate(w, c, 0);
                 break;
         case TW_CONN_OPEN:

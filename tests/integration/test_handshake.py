@@ -100,6 +100,15 @@ class Handshake(unittest.TestCase):
             self.assertEqual((st, body), (200, b"ok\n"))
         s.close()
 
+    def test_response_survives_client_half_close(self):
+        """A client may shut down its sending side right after the request."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        st, _, body = twtest.read_response(s)
+        self.assertEqual((st, body), (200, b"ok\n"))
+        s.close()
+
     def test_slowloris_dropped_by_handshake_timeout(self):
         before = metrics(self.port).get('tickwire_handshake_failures_total{reason="timeout"}', 0)
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
