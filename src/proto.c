@@ -316,8 +316,9 @@ static tw_proto_status parse_topic(const char *p, const jsmntok_t *t, tw_msg *m)
         if (!t || t->type != JSMN_STRING)
                 return TW_PROTO_BAD_TOPIC;
         tw_span topic = tok_inner(p, t);
-        /* The topic set has no character that needs escaping, so an escape means junk. */
-        if (memchr(topic.p, '\\', topic.n) || !tw_topic_valid(topic))
+        /* Not decoded: '\\' is outside the topic alphabet, so an escaped topic (even one
+         * spelling a valid name) is refused here rather than copied out and unescaped. */
+        if (!tw_topic_valid(topic))
                 return TW_PROTO_BAD_TOPIC;
         m->topic = topic;
         return TW_PROTO_OK;
