@@ -7,10 +7,12 @@
 
 #include "test_ws_helpers.h"
 
-/* DESIGN 4, written as a list rather than ranges so the two cannot share a slip. */
+/* DESIGN 4 plus IANA 1012-1014, written as a list rather than ranges so the two cannot share a
+ * slip. */
 static bool design_valid(unsigned code)
 {
-        static const unsigned ok[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011};
+        static const unsigned ok[] = {1000, 1001, 1002, 1003, 1007, 1008,
+                                      1009, 1010, 1011, 1012, 1013, 1014};
         for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
                 if (code == ok[i])
                         return true;
@@ -27,9 +29,10 @@ Test(ws_close, code_table_0_to_5000)
         cr_assert(!tw_ws_close_code_valid(1004));
         cr_assert(!tw_ws_close_code_valid(1005));
         cr_assert(!tw_ws_close_code_valid(1006));
-        cr_assert(!tw_ws_close_code_valid(1012));
-        cr_assert(!tw_ws_close_code_valid(1013));
-        cr_assert(!tw_ws_close_code_valid(1014));
+        /* IANA-registered; the server itself sends 1013 to slow consumers. */
+        cr_assert(tw_ws_close_code_valid(1012));
+        cr_assert(tw_ws_close_code_valid(1013));
+        cr_assert(tw_ws_close_code_valid(1014));
         cr_assert(!tw_ws_close_code_valid(1015));
         cr_assert(!tw_ws_close_code_valid(2999));
         cr_assert(tw_ws_close_code_valid(3000));
@@ -53,7 +56,9 @@ Test(ws_close, parse_one_byte_is_protocol_error)
         const uint8_t *reason;
         size_t rlen;
 
-        cr_assert_eq(tw_ws_close_parse((const uint8_t *)"\x03", 1, &code, &reason, &rlen), 1002);
+        /* The byte after it would make a valid code (1000) if it were read. */
+        cr_assert_eq(tw_ws_close_parse((const uint8_t *)"\x03\xe8", 1, &code, &reason, &rlen),
+                     1002);
 }
 
 Test(ws_close, parse_every_code)

@@ -358,6 +358,21 @@ Test(ws_errors, size_limit_is_per_message)
         tlog_free(&got);
         tlog_free(&want);
         ts_free(&s);
+
+        /* Small messages under a small limit: a count carried over from the previous
+         * message would push the second fragment over. */
+        for (int i = 0; i < 4; i++) {
+                ts_frame(&s, TW_WS_OP_TEXT, false, "a", 1, true);
+                ts_frame(&s, TW_WS_OP_CONT, true, "b", 1, true);
+                tl_start(&want, TW_WS_OP_TEXT);
+                tl_data(&want, "ab", 2);
+                tl_end(&want);
+        }
+        got = tlog_run(true, 3, s.p, s.n);
+        cr_assert(tlog_eq(&got, &want), "%s", tlog_str(&got));
+        tlog_free(&got);
+        tlog_free(&want);
+        ts_free(&s);
 }
 
 Test(ws_errors, zero_limit_allows_only_empty_messages)

@@ -60,14 +60,14 @@ bool tw_utf8_valid(const uint8_t *p, size_t n);
 
 /* ---- close codes ---- */
 
-/* True for codes a peer may send: 1000-1003, 1007-1011, 3000-4999. */
+/* True for codes a peer may send: 1000-1003, 1007-1014, 3000-4999. */
 bool tw_ws_close_code_valid(uint16_t code);
 
 /* Validates a Close payload. Returns 0 and fills code (1005 when the payload is empty)
  * and the reason span, or returns the close code to answer with: 1002 for a 1-byte
  * payload or an invalid code, 1007 for a reason that is not UTF-8. A payload over 125
- * bytes cannot be a control frame's and is refused with 1002. reason and reason_len may
- * be NULL. */
+ * bytes cannot be a control frame's and is refused with 1002. On error *code is left
+ * untouched. reason and reason_len may be NULL. */
 int tw_ws_close_parse(const uint8_t *payload, size_t len, uint16_t *code, const uint8_t **reason,
                       size_t *reason_len);
 
