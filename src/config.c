@@ -47,6 +47,7 @@ enum opt_id {
         O_IDLE,
         O_PROFILE,
         O_TICK,
+        O_TCP_UTO,
         O_HANDSHAKE,
         O_CLOSE,
         O_DRAIN,
@@ -83,6 +84,8 @@ static const struct opt opts[] = {
     {"heartbeat-profile", O_PROFILE, "P", NULL,
      "im 15s/45s, game 5s/15s, market 15s/60s, iot 2m/6m (ping/idle)"},
     {"tick", O_TICK, "DUR", NULL, "timing wheel resolution (at most the ping interval)"},
+    {"tcp-user-timeout", O_TCP_UTO, "on|off", NULL,
+     "TCP_USER_TIMEOUT = idle timeout on accepted sockets"},
     {"handshake-timeout", O_HANDSHAKE, "DUR", "Timeouts", "accept (and TLS) to 101"},
     {"close-timeout", O_CLOSE, "DUR", NULL, "wait for the peer's Close after ours"},
     {"drain-timeout", O_DRAIN, "DUR", NULL, "on SIGTERM, wait this long for Close replies"},
@@ -411,6 +414,7 @@ void tw_config_defaults(tw_config *c)
         c->ping_interval_ms = 30000;
         c->idle_timeout_ms = 90000;
         c->tick_ms = 10;
+        c->tcp_user_timeout = true;
         c->handshake_timeout_ms = 5000;
         c->close_timeout_ms = 2000;
         c->drain_timeout_ms = 5000;
@@ -546,6 +550,15 @@ static int apply(struct parser *p, const struct opt *o, const char *v)
                 return fail(p, o->name, "unknown profile '%s' (use im, game, market or iot)", v);
         case O_TICK:
                 return set_duration(p, o, v, true, &c->tick_ms);
+        case O_TCP_UTO:
+                /* Off only so bench/detect can show what the heartbeat alone achieves. */
+                if (strcmp(v, "on") == 0)
+                        c->tcp_user_timeout = true;
+                else if (strcmp(v, "off") == 0)
+                        c->tcp_user_timeout = false;
+                else
+                        return fail(p, o->name, "use on or off, not '%s'", v);
+                return 0;
         case O_HANDSHAKE:
                 return set_duration(p, o, v, true, &c->handshake_timeout_ms);
         case O_CLOSE:
@@ -766,6 +779,8 @@ static const char *fmt_default(enum opt_id id, const tw_config *d, char *buf, si
                 return fmt_duration(d->idle_timeout_ms, buf, cap);
         case O_TICK:
                 return fmt_duration(d->tick_ms, buf, cap);
+        case O_TCP_UTO:
+                return d->tcp_user_timeout ? "on" : "off";
         case O_HANDSHAKE:
                 return fmt_duration(d->handshake_timeout_ms, buf, cap);
         case O_CLOSE:

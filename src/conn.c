@@ -21,6 +21,7 @@
 #include "tickwire/metrics.h"
 #include "tickwire/proto.h"
 #include "tickwire/server.h"
+#include "tickwire/tls.h"
 #include "tickwire/topic.h"
 
 struct tw_rx {
@@ -197,12 +198,26 @@ static int outq_over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
 
 /* ---- end of slow consumers ---- */
 
+int tw_conn_send_raw(struct tw_worker *w, tw_conn *c, tw_frame *f)
+{
+        if (outq_push(c, f) < 0) {
+                tw_frame_unref(f);
+                TW_INC(w->metrics.limit_hits);
+                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                return -ENOMEM;
+        }
+        tw_worker_mark_dirty(w, c);
+        return 0;
+}
+
 int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
         if (c->state == TW_CONN_DEAD || c->state == TW_CONN_FREE) {
                 tw_frame_unref(f);
                 return -EPIPE;
         }
+        if (c->tls) /* encrypted per connection; the ciphertext comes back raw */
+                return tw_tls_conn_send(w, c, f);
         if (c->out && c->out->bytes + f->len > w->srv->cfg.max_queue && c->state == TW_CONN_OPEN &&
             !(c->flags & TW_CF_CLOSE_SENT))
                 return outq_over_bound(w, c, f);
@@ -295,6 +310,8 @@ static void linger(struct tw_worker *w, tw_conn *c)
 {
         c->state = TW_CONN_LINGER;
         rx_free(c);
+        if (c->tls)
+                tw_tls_conn_close_notify(w, c);
         if (!c->out && !(c->flags & TW_CF_SEND)) {
                 tw_worker_terminate(w, c, c->close_code);
                 return;

@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "tickwire/tls.h"
 #include "tickwire/topic.h"
 
 #define TW_RING_ENTRIES 1024
@@ -176,6 +177,7 @@ static void slot_release(tw_worker *w, tw_conn *c)
         uint32_t gen = c->gen + 1;
 
         tw_conn_release_buffers(c);
+        tw_tls_conn_free(c); /* only here: terminate may run inside a wolfSSL callback */
         memset(c, 0, sizeof(*c));
         c->gen = gen;
         c->state = TW_CONN_FREE;
@@ -364,7 +366,14 @@ static void on_accept(tw_worker *w, unsigned li, int res, uint32_t cflags)
                 TW_INC(w->metrics.limit_hits);
                 log_once(w, TW_LOGGED_LIMIT, "connection limit reached: answering 503");
         }
+        /* One deadline covers the TLS handshake and the HTTP upgrade. */
         tw_worker_arm(w, c, w->now_ms + cfg->handshake_timeout_ms);
+        if (cfg->listen[li].tls && tw_tls_conn_start(w, c) < 0) {
+                log_once(w, TW_LOGGED_NOMEM, "out of memory for a TLS session");
+                TW_INC(w->metrics.limit_hits);
+                tw_worker_terminate(w, c, 0);
+                return;
+        }
         arm_recv(w, c);
 }
 
@@ -402,7 +411,10 @@ static void on_recv(tw_worker *w, struct io_uring_cqe *cqe)
         }
         if (res > 0) {
                 TW_ADD(w->metrics.bytes_received, (uint64_t)res);
-                tw_conn_on_data(w, c, tw_bufring_buf(&w->bufs, bid), (size_t)res);
+                if (c->tls)
+                        tw_tls_conn_on_data(w, c, tw_bufring_buf(&w->bufs, bid), (size_t)res);
+                else
+                        tw_conn_on_data(w, c, tw_bufring_buf(&w->bufs, bid), (size_t)res);
         }
         if (has_buf)
                 tw_bufring_recycle(&w->bufs, bid);
@@ -688,6 +700,7 @@ static void *worker_main(void *arg)
                 }
         }
         io_uring_submit(&w->ring);
+        tw_tls_thread_done();
         return NULL;
 }
 
@@ -747,6 +760,17 @@ int tw_server_start(tw_server *srv, const tw_config *cfg)
         ret = tw_topic_init(srv);
         if (ret < 0)
                 return ret;
+        for (unsigned i = 0; i < cfg->nlisten && !srv->tls; i++) {
+                char err[256];
+
+                if (!cfg->listen[i].tls)
+                        continue;
+                srv->tls = tw_tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+                if (!srv->tls) {
+                        fprintf(stderr, "tickwire: %s\n", err);
+                        return -EINVAL;
+                }
+        }
 
         for (unsigned i = 0; i < cfg->nlisten; i++) {
                 const tw_listen *l = &cfg->listen[i];
@@ -755,7 +779,8 @@ int tw_server_start(tw_server *srv, const tw_config *cfg)
                                           : ((const struct sockaddr_in6 *)&l->addr)->sin6_port);
 
                 for (unsigned k = 0; k < srv->nworkers; k++) {
-                        int fd = open_listener(l, k ? srv->port[i] : want, cfg->idle_timeout_ms,
+                        int fd = open_listener(l, k ? srv->port[i] : want,
+                                               cfg->tcp_user_timeout ? cfg->idle_timeout_ms : 0,
                                                k ? NULL : &srv->port[i]);
                         if (fd < 0) {
                                 char addr[80];
@@ -809,5 +834,6 @@ void tw_server_join(tw_server *srv)
         }
         io_uring_queue_exit(&srv->msg_ring);
         tw_topic_free(srv);
+        tw_tls_ctx_free(srv->tls);
         free(srv->workers);
 }

@@ -189,7 +189,7 @@ Test(wheel_edges, level_boundaries_ticked_every_tick, .timeout = 20)
 
 /* One hour at 10 ms = 360,000 ticks (level 3), and beyond: 2^24 ticks +- 1 from an
  * unaligned start, then 2^30, 2^40 and near the end of time (overflow list). */
-Test(wheel_edges, overflow_deadlines_exact)
+Test(wheel_edges, overflow_deadlines_exact, .timeout = 10)
 {
         const uint64_t start = 987654;
         const uint64_t ahead[] = {
@@ -215,7 +215,7 @@ Test(wheel_edges, overflow_deadlines_exact)
 
 /* An event loop that sleeps exactly next_expiry ticks each time must wake in the tick
  * of the deadline, after few wake-ups (one per level cascade, plus overflow blocks). */
-Test(wheel_edges, next_expiry_drives_a_loop_to_the_exact_tick)
+Test(wheel_edges, next_expiry_drives_a_loop_to_the_exact_tick, .timeout = 10)
 {
         const uint64_t ahead[] = {1,      63,     64,       100,    4096,     5000,
                                   262144, 300000, 16777216, 360000, 40000000, UINT64_C(1) << 33};
@@ -304,7 +304,7 @@ Test(wheel_edges, rearm_moves_the_deadline_and_fires_once)
 
 /* Timers at T, T+1, T+100, T+70000 and far beyond, all passed in one advance: they must
  * fire in deadline order, each seeing its own deadline as w->now. */
-Test(wheel_edges, one_jump_fires_in_deadline_order)
+Test(wheel_edges, one_jump_fires_in_deadline_order, .timeout = 10)
 {
         tw_wheel w;
         struct etimer e[6];

@@ -31,6 +31,8 @@ typedef struct tw_config {
         uint64_t ping_interval_ms;     /* quiet this long: server sends Ping */
         uint64_t idle_timeout_ms;      /* silent this long: connection is dead */
         uint64_t tick_ms;              /* timing wheel resolution */
+        bool tcp_user_timeout;         /* TCP_USER_TIMEOUT = idle_timeout_ms on accepted
+                                          sockets (--tcp-user-timeout on|off, default on) */
         uint64_t handshake_timeout_ms; /* accept to 101 (and TLS handshake) */
         uint64_t close_timeout_ms;     /* our Close sent: wait this long for theirs */
         uint64_t drain_timeout_ms;     /* shutdown: wait this long for Close replies */

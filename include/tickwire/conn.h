@@ -8,8 +8,9 @@
  * locked. Must not touch: other workers' connections, the ring's submission details
  * (it asks the worker to send, flush and terminate).
  *
- * An idle open connection is the 72-byte struct below and nothing else: partial input
- * and queued output are allocated only while they exist.
+ * An idle open connection is the 80-byte struct below and nothing else: partial input
+ * and queued output are allocated only while they exist. A TLS connection adds its
+ * wolfSSL object (tls.c); a plain one pays only the NULL pointer.
  */
 #ifndef TICKWIRE_CONN_H
 #define TICKWIRE_CONN_H
@@ -48,12 +49,14 @@ enum tw_conn_flag {
 struct tw_rx;   /* partial input: HTTP head/body, or a reader + message being assembled */
 struct tw_outq; /* queued output: frame references, the in-flight sendmsg */
 struct tw_subs; /* topic subscriptions */
+struct WOLFSSL; /* wolfSSL's connection object */
 
 typedef struct tw_conn {
         tw_timer timer;       /* the one deadline: handshake, heartbeat, close, linger */
         struct tw_rx *rx;     /* NULL unless input is partial */
         struct tw_outq *out;  /* NULL unless output is queued */
         struct tw_subs *subs; /* NULL unless subscribed */
+        struct WOLFSSL *tls;  /* NULL on a plain connection (tls.c) */
         uint32_t last_seen;   /* worker clock, ms (wraps; compared by difference) */
         uint32_t gen;         /* bumped on reuse: stale completions are ignored */
         int32_t fd;           /* fixed-file index; next free slot while FREE */
@@ -76,6 +79,10 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c);
 /* Queues a frame reference for sending (takes the caller's reference). Returns 0, or
  * -ENOMEM (the frame is released and the connection terminated). */
 int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f);
+
+/* Queues bytes exactly as they go on the wire: no TLS, no --max-queue bound. tls.c
+ * queues ciphertext with it. Same return values as tw_conn_send(). */
+int tw_conn_send_raw(struct tw_worker *w, tw_conn *c, tw_frame *f);
 
 /* Sends Close with code and reason and waits close_timeout for the peer's reply. */
 void tw_conn_close(struct tw_worker *w, tw_conn *c, uint16_t code, const char *reason,

@@ -84,6 +84,7 @@ struct tw_server {
         _Atomic uint32_t connections; /* admitted sessions, all workers */
         struct io_uring msg_ring;     /* the main thread's ring, to wake workers */
         struct tw_topics *topics;     /* topic.c: topics and per-worker inboxes */
+        struct WOLFSSL_CTX *tls;      /* tls.c: shared read-only by workers; NULL = no TLS */
         uint16_t port[TW_MAX_LISTEN]; /* bound ports (port 0 resolved) */
 };
 

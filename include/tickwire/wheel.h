@@ -16,7 +16,12 @@
  *   overflow list          | beyond that           | re-filed as time reaches them
  *
  * Timers on upper levels cascade down when their slot comes due (scheme 7), so every
- * timer ends on level 0 and fires in the tick it asked for.
+ * timer ends on level 0 and fires in the tick it asked for. The ranges are aligned blocks,
+ * not distances: a deadline goes on the level of the highest 6-bit digit in which it
+ * differs from now (so one tick ahead may be level 1, when it crosses a 64-tick boundary);
+ * wheel.c explains why that keeps every non-empty slot ahead of the current position.
+ * Cost to know about: a slot is cascaded whole when it comes due, so the advance that
+ * reaches an upper-level slot re-files every timer in it in one go.
  *
  * Invariants:
  *   - A timer armed for tick T fires during the first tw_wheel_advance() whose `now` is
@@ -25,7 +30,10 @@
  *     most one tick late".
  *   - add, cancel and re-arm are O(1); cancel of an unarmed timer is a no-op.
  *   - The expiry callback may add, cancel or re-arm any timer, including the one firing.
- *     A timer re-armed for a tick <= now from inside a callback fires in the same advance.
+ *     A timer re-armed for a tick <= now from inside a callback fires in the same advance
+ *     (so a callback that always does that never lets the advance return). During a
+ *     callback w->now is the tick being processed, which is the timer's deadline, even
+ *     in the middle of a long jump. The callback must not call tw_wheel_advance().
  *
  * Lazy re-arm for heartbeats: the owner keeps `last_seen` in its own struct and stores
  * to it on every inbound frame (a plain store, no wheel operation). The timer is armed
@@ -67,7 +75,8 @@ struct tw_wheel {
 
 #define tw_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-/* Starts an empty wheel at tick `now`; `fire` is called for every expiring timer. */
+/* Starts an empty wheel at tick `now`; `fire` (not NULL) is called for every expiring
+ * timer, after the timer has been disarmed. */
 void tw_wheel_init(tw_wheel *w, uint64_t now, tw_timer_fn fire, void *ctx);
 
 /* Prepares a node for use: unarmed. Safe to cancel or arm afterwards. */
@@ -92,7 +101,10 @@ void tw_wheel_cancel(tw_wheel *w, tw_timer *t);
 
 /* Moves the wheel to tick `now`, firing every timer whose deadline is <= now, in
  * deadline order across slots. Huge jumps (a suspended process) cost O(levels * slots +
- * timers due), not O(ticks). Returns the number of timers fired. */
+ * timers due), not O(ticks). A `now` behind w->now is taken as w->now: time does not
+ * run backwards, but timers due at w->now still fire. Returns the number of timers fired.
+ * (With timers on the overflow list, a jump across several 2^24-tick blocks also scans
+ * that list once per block holding one of its deadlines.) */
 size_t tw_wheel_advance(tw_wheel *w, uint64_t now);
 
 /* Ticks until the earliest deadline may be due (0 when one is due now), or UINT64_MAX

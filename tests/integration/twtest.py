@@ -22,23 +22,36 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 class Server:
-    """The tickwire binary on 127.0.0.1:<free port>; stderr lines are kept in .lines."""
+    """The tickwire binary on 127.0.0.1:<free port>; stderr lines are kept in .lines.
+
+    .port is the first listener (the plain 127.0.0.1:0 added here); .ports lists every
+    listener's port in command-line order and .tls_ports those of --tls-listen entries
+    (.tls_port is the first of them, or None)."""
 
     def __init__(self, *args, workers=2):
         cmd = [BIN, "--listen", "127.0.0.1:0", "--workers", str(workers), *args]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.port = None
+        self.ports = []
+        self.tls_ports = []
+        # One 'listening on' line per listener, printed together once all are bound.
+        want = 1 + sum(1 for a in args
+                       if str(a).split("=")[0] in ("--listen", "--tls-listen"))
         deadline = time.time() + 10
-        while time.time() < deadline:
+        while time.time() < deadline and len(self.ports) < want:
             line = self.proc.stderr.readline()
             if not line:
                 break
             self.lines.append(line.rstrip("\n"))
-            m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+            m = re.search(r"listening on \S+:(\d+)( \(tls\))?", line)
             if m:
-                self.port = int(m.group(1))
-                break
+                self.ports.append(int(m.group(1)))
+                if m.group(2):
+                    self.tls_ports.append(int(m.group(1)))
+        if self.ports:
+            self.port = self.ports[0]
+        self.tls_port = self.tls_ports[0] if self.tls_ports else None
         if self.port is None:
             self.proc.kill()
             raise RuntimeError("server did not start: %r" % self.lines)
@@ -162,8 +175,10 @@ def frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
 class WS:
     """A raw WebSocket client connection."""
 
-    def __init__(self, port, path="/ws", extra="", timeout=5):
+    def __init__(self, port, path="/ws", extra="", timeout=5, wrap=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if wrap:  # e.g. TLS: wrap(sock) returns the socket to speak through
+            self.sock = wrap(self.sock)
         key, req = upgrade_request(path, extra=extra)
         self.sock.sendall(req)
         self.buf = b""

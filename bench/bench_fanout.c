@@ -1,0 +1,631 @@
+/*
+ * bench_fanout — fan-out throughput and end-to-end latency of a running tickwire.
+ *
+ * Opens --subs WebSocket subscribers (each subscribes to one of --topics topics, round
+ * robin) and --publishers publishing connections, then runs phases on the same
+ * connections:
+ *
+ *   max:  closed loop — publishers keep at most --window messages per subscriber in
+ *         flight (published but not yet received), in bursts of --burst, so the server is
+ *         never idle and no queue reaches --max-queue: the delivered rate is the most
+ *         the server (and this client) can do.
+ *   p%:   open loop at p % of the max delivered rate (--latency-at 50,90), publishing
+ *         bursts of --burst at the matching interval; latency = receive time − the
+ *         publisher's CLOCK_MONOTONIC timestamp carried in the 64-byte message data.
+ *
+ * Delivered msgs/s counts topic messages received by subscribers. Server CPU comes from
+ * /proc/PID/stat (utime + stime) over each phase when --pid is given. Every subscriber
+ * checks its seq: a jump is counted as a gap (conflation or loss).
+ *
+ * The client is epoll with plain non-blocking sockets split over --threads threads;
+ * client frames use an all-zero mask key (legal, and the payload stays readable).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HIST_US   200000 /* 1 µs buckets up to 200 ms; beyond goes to the last */
+#define LEFT_MAX  512    /* a partial frame kept between reads */
+#define RBUF      (256 * 1024)
+#define MAXPHASES 8
+#define TS_OFFSET 1000000000000000000ull
+
+typedef _Atomic uint64_t ctr;
+#define ADD(c, v)                                                                                  \
+        atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (v),        \
+                              memory_order_relaxed)
+#define GET(c) atomic_load_explicit(&(c), memory_order_relaxed)
+
+struct conn {
+        int fd;
+        uint8_t hs_done; /* 101 seen */
+        uint8_t pub;     /* a publishing connection */
+        uint8_t subscribed;
+        uint16_t tlen;     /* topic name length */
+        uint32_t topic;    /* topic index */
+        uint64_t last_seq; /* last message seq seen (subscribers) */
+        uint16_t nleft;
+        uint8_t left[LEFT_MAX];
+};
+
+struct thr {
+        pthread_t th;
+        int ep, id;
+        struct conn *c;
+        uint32_t n;
+        struct conn **pubs; /* thread 0 only */
+        uint32_t npubs;
+        ctr delivered, gaps, acks, subscribed, errors;
+        ctr *hist; /* [HIST_US + 1] µs buckets */
+        uint8_t *rbuf;
+} __attribute__((aligned(64)));
+
+static struct {
+        const char *host;
+        int port;
+        uint32_t subs, topics, publishers, threads, burst, window;
+        double seconds;
+        int pid;
+        double at[MAXPHASES];
+        int nat;
+        const char *token;
+} opt = {"127.0.0.1", 8080, 10000, 1, 1, 1, 32, 64, 5, 0, {50, 90}, 2, NULL};
+
+static struct thr *T;
+static _Atomic int running = 1;
+static _Atomic double pub_rate;  /* publishes/s; 0 = closed loop (max) */
+static _Atomic uint64_t pub_sent; /* publish messages sent */
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what)
+{
+        perror(what);
+        exit(1);
+}
+
+static void topic_name(uint32_t i, char *out, size_t cap)
+{
+        snprintf(out, cap, "bench.%u", i);
+}
+
+/* A masked client text frame with an all-zero key. */
+static size_t client_frame(uint8_t *out, uint8_t op, const void *p, size_t n)
+{
+        size_t h;
+
+        out[0] = 0x80 | op;
+        if (n < 126) {
+                out[1] = 0x80 | (uint8_t)n;
+                h = 2;
+        } else {
+                out[1] = 0x80 | 126;
+                out[2] = (uint8_t)(n >> 8);
+                out[3] = (uint8_t)n;
+                h = 4;
+        }
+        memset(out + h, 0, 4);
+        memcpy(out + h + 4, p, n);
+        return h + 4 + n;
+}
+
+static void write_all(int fd, const void *p, size_t n)
+{
+        const uint8_t *b = p;
+
+        while (n) {
+                ssize_t r = write(fd, b, n);
+
+                if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+                        struct timespec ts = {0, 100000};
+                        nanosleep(&ts, NULL);
+                        continue;
+                }
+                if (r <= 0)
+                        die("write");
+                b += r;
+                n -= (size_t)r;
+        }
+}
+
+static int dial(void)
+{
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+        int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+        if (fd < 0)
+                die("socket");
+        inet_pton(AF_INET, opt.host, &sa.sin_addr);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                die("connect");
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        return fd;
+}
+
+/* Connects, sends the upgrade and (subscribers) the subscribe pipelined behind it. */
+static void open_conn(struct thr *t, struct conn *c, bool pub, uint32_t topic)
+{
+        char req[512], msg[256], tn[32];
+        uint8_t fr[300];
+        int n;
+
+        memset(c, 0, sizeof(*c));
+        c->fd = dial();
+        c->pub = pub;
+        c->topic = topic;
+        topic_name(topic, tn, sizeof(tn));
+        c->tlen = (uint16_t)strlen(tn);
+        n = snprintf(req, sizeof(req),
+                     "GET /ws%s%s HTTP/1.1\r\nHost: b\r\nUpgrade: websocket\r\nConnection: "
+                     "Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     opt.token ? "?token=" : "", opt.token ? opt.token : "");
+        write_all(c->fd, req, (size_t)n);
+        if (!pub) {
+                n = snprintf(msg, sizeof(msg), "{\"type\":\"subscribe\",\"topic\":\"%s\"}", tn);
+                write_all(c->fd, fr, client_frame(fr, 1, msg, (size_t)n));
+        }
+        fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (epoll_ctl(t->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+                die("epoll_ctl");
+}
+
+static uint64_t parse_u64(const uint8_t *p, const uint8_t *end, const uint8_t **out)
+{
+        uint64_t v = 0;
+
+        while (p < end && *p >= '0' && *p <= '9')
+                v = v * 10 + (uint64_t)(*p++ - '0');
+        *out = p;
+        return v;
+}
+
+static void on_message(struct thr *t, struct conn *c, const uint8_t *p, size_t n, uint64_t now)
+{
+        /* {"type":"message","topic":"T","seq":S,"data":{"t":NS,"p":"..."}} */
+        static const size_t pre = sizeof("{\"type\":\"message\",\"topic\":\"") - 1;
+        const uint8_t *end = p + n, *q;
+        uint64_t seq, ts;
+
+        if (n < 12 || p[9] != 'm') {
+                if (n > 12 && p[9] == 's' && p[10] == 'u')
+                        ADD(t->subscribed, 1), c->subscribed = 1;
+                else if (n > 12 && p[9] == 'p' && p[10] == 'u')
+                        ADD(t->acks, 1);
+                else if (n > 12 && p[9] == 'e')
+                        ADD(t->errors, 1);
+                return;
+        }
+        q = p + pre + c->tlen + sizeof("\",\"seq\":") - 1;
+        if (q >= end)
+                return;
+        seq = parse_u64(q, end, &q);
+        if (c->last_seq && seq != c->last_seq + 1)
+                ADD(t->gaps, 1);
+        c->last_seq = seq;
+        ADD(t->delivered, 1);
+        q += sizeof(",\"data\":{\"t\":") - 1;
+        if (q >= end)
+                return;
+        ts = parse_u64(q, end, &q) - TS_OFFSET;
+        if (now > ts) {
+                uint64_t us = (now - ts) / 1000;
+
+                ADD(t->hist[us < HIST_US ? us : HIST_US], 1);
+        }
+}
+
+/* Consumes whole frames from p[0..n); returns bytes used. */
+static size_t frames(struct thr *t, struct conn *c, const uint8_t *p, size_t n, uint64_t now)
+{
+        size_t used = 0;
+
+        for (;;) {
+                size_t len, h = 2;
+                uint8_t op;
+
+                if (n - used < 2)
+                        break;
+                op = p[used] & 0x0f;
+                len = p[used + 1] & 0x7f;
+                if (len == 126) {
+                        if (n - used < 4)
+                                break;
+                        len = (size_t)p[used + 2] << 8 | p[used + 3];
+                        h = 4;
+                } else if (len == 127) {
+                        if (n - used < 10)
+                                break;
+                        len = 0;
+                        for (int i = 0; i < 8; i++)
+                                len = len << 8 | p[used + 2 + i];
+                        h = 10;
+                }
+                if (n - used < h + len)
+                        break;
+                if (op == 1)
+                        on_message(t, c, p + used + h, len, now);
+                else if (op == 9) { /* answer Pings so the heartbeat keeps us */
+                        uint8_t fr[160];
+                        write_all(c->fd, fr, client_frame(fr, 10, p + used + h, len > 125 ? 125 : len));
+                } else if (op == 8) {
+                        fprintf(stderr, "bench_fanout: server closed a connection\n");
+                        ADD(t->errors, 1);
+                }
+                used += h + len;
+        }
+        return used;
+}
+
+static void on_readable(struct thr *t, struct conn *c)
+{
+        for (;;) {
+                uint8_t *b = t->rbuf;
+                size_t have = c->nleft, used;
+                ssize_t r;
+                uint64_t now;
+
+                memcpy(b, c->left, have);
+                r = read(c->fd, b + have, RBUF - have);
+                if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                        return;
+                if (r <= 0) {
+                        fprintf(stderr, "bench_fanout: connection lost (%s)\n",
+                                r ? strerror(errno) : "EOF");
+                        ADD(t->errors, 1);
+                        epoll_ctl(t->ep, EPOLL_CTL_DEL, c->fd, NULL);
+                        return;
+                }
+                have += (size_t)r;
+                now = now_ns();
+                used = 0;
+                if (!c->hs_done) {
+                        uint8_t *e = memmem(b, have, "\r\n\r\n", 4);
+
+                        if (!e) {
+                                if (have > LEFT_MAX)
+                                        die("handshake reply too long");
+                                memcpy(c->left, b, have);
+                                c->nleft = (uint16_t)have;
+                                continue;
+                        }
+                        if (memcmp(b, "HTTP/1.1 101", 12) != 0) {
+                                fprintf(stderr, "bench_fanout: upgrade refused: %.40s\n", b);
+                                exit(1);
+                        }
+                        c->hs_done = 1;
+                        used = (size_t)(e + 4 - b);
+                }
+                used += frames(t, c, b + used, have - used, now);
+                if (have - used > LEFT_MAX)
+                        die("frame larger than the carry-over buffer");
+                memcpy(c->left, b + used, have - used);
+                c->nleft = (uint16_t)(have - used);
+                if ((size_t)r < (size_t)RBUF - c->nleft)
+                        return; /* drained */
+        }
+}
+
+static uint64_t sum(size_t off)
+{
+        uint64_t s = 0;
+
+        for (uint32_t i = 0; i < opt.threads; i++)
+                s += GET(*(ctr *)((char *)&T[i] + off));
+        return s;
+}
+#define SUM(f) sum(offsetof(struct thr, f))
+
+/* Subscribers of the topic a publish targets: the same for every topic (round robin). */
+static double fanout(void)
+{
+        return (double)opt.subs / opt.topics;
+}
+
+/* Thread 0: publishes. Closed loop (rate 0) or paced bursts. */
+static void publish_some(struct thr *t, uint64_t *next_ns, uint32_t *rr)
+{
+        double rate = atomic_load(&pub_rate);
+        uint64_t now = now_ns();
+        uint32_t want = 0;
+
+        if (rate == 0) {
+                double outstanding =
+                    (double)GET(pub_sent) * fanout() - (double)SUM(delivered);
+
+                if (outstanding / opt.subs < opt.window)
+                        want = opt.burst;
+        } else if (now >= *next_ns) {
+                want = opt.burst;
+                *next_ns += (uint64_t)(1e9 * opt.burst / rate);
+                if (*next_ns < now - 100000000ull) /* far behind: do not binge */
+                        *next_ns = now;
+        }
+        if (!want)
+                return;
+        /* One write per publisher connection, bursts spread over them. */
+        for (uint32_t k = 0; k < t->npubs && want; k++) {
+                uint8_t buf[32 * 160 + 64], *p = buf;
+                uint32_t m = (want + t->npubs - 1 - k) / (t->npubs - k);
+                uint64_t ts = now_ns();
+
+                if (m > 32)
+                        m = 32;
+                for (uint32_t i = 0; i < m; i++) {
+                        char msg[160], tn[32];
+                        int n;
+
+                        topic_name((*rr)++ % opt.topics, tn, sizeof(tn));
+                        /* data is exactly 64 bytes: {"t":<19 digits>,"p":"<32 x>"}; the
+                         * 10^18 offset keeps the digit count fixed (no leading zeros). */
+                        n = snprintf(msg, sizeof(msg),
+                                     "{\"type\":\"publish\",\"topic\":\"%s\",\"data\":{\"t\":%llu,"
+                                     "\"p\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}",
+                                     tn, (unsigned long long)(ts + TS_OFFSET));
+                        p += client_frame(p, 1, msg, (size_t)n);
+                }
+                write_all(t->pubs[k]->fd, buf, (size_t)(p - buf));
+                atomic_fetch_add(&pub_sent, m);
+                want -= m;
+        }
+}
+
+static void *thr_main(void *arg)
+{
+        struct thr *t = arg;
+        struct epoll_event ev[256];
+        uint64_t next_ns = now_ns();
+        uint32_t rr = 0;
+
+        while (atomic_load_explicit(&running, memory_order_relaxed)) {
+                int n = epoll_wait(t->ep, ev, 256, t->npubs ? 0 : 10);
+
+                if (t->npubs && atomic_load_explicit(&running, memory_order_relaxed) == 2) {
+                        publish_some(t, &next_ns, &rr);
+                        if (n == 0) {
+                                struct timespec ts = {0, 20000};
+                                nanosleep(&ts, NULL);
+                        }
+                }
+                for (int i = 0; i < n; i++)
+                        on_readable(t, ev[i].data.ptr);
+        }
+        return NULL;
+}
+
+struct sample {
+        uint64_t ns, delivered, gaps, cpu_ticks;
+        uint64_t *hist;
+};
+
+static uint64_t proc_cpu_ticks(void)
+{
+        char path[64], buf[1024], *p;
+        unsigned long long ut = 0, st = 0;
+        FILE *f;
+
+        if (!opt.pid)
+                return 0;
+        snprintf(path, sizeof(path), "/proc/%d/stat", opt.pid);
+        f = fopen(path, "r");
+        if (!f || !fgets(buf, sizeof(buf), f))
+                die("read /proc/PID/stat");
+        fclose(f);
+        p = strrchr(buf, ')');
+        /* fields after the comm: state(3) ... utime(14) stime(15) */
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+                die("parse /proc/PID/stat");
+        return ut + st;
+}
+
+static void take(struct sample *s)
+{
+        s->ns = now_ns();
+        s->delivered = SUM(delivered);
+        s->gaps = SUM(gaps);
+        s->cpu_ticks = proc_cpu_ticks();
+        if (!s->hist)
+                s->hist = calloc(HIST_US + 1, sizeof(uint64_t));
+        memset(s->hist, 0, (HIST_US + 1) * sizeof(uint64_t));
+        for (uint32_t i = 0; i < opt.threads; i++)
+                for (uint32_t b = 0; b <= HIST_US; b++)
+                        s->hist[b] += GET(T[i].hist[b]);
+}
+
+static double pct(const uint64_t *h, uint64_t total, double q)
+{
+        uint64_t want = (uint64_t)(q * (double)total), acc = 0;
+
+        for (uint32_t b = 0; b <= HIST_US; b++) {
+                acc += h[b];
+                if (acc > want)
+                        return b;
+        }
+        return HIST_US;
+}
+
+/* Runs one phase; returns delivered msgs/s. */
+static double phase(const char *name, double rate_pub)
+{
+        struct sample a = {0}, b = {0};
+        struct timespec ts = {1, 0};
+        double secs, dps, cpu;
+        uint64_t n = 0;
+
+        atomic_store(&pub_rate, rate_pub);
+        nanosleep(&ts, NULL); /* warm up at this rate */
+        take(&a);
+        ts.tv_sec = (time_t)opt.seconds;
+        ts.tv_nsec = (long)((opt.seconds - (double)ts.tv_sec) * 1e9);
+        nanosleep(&ts, NULL);
+        take(&b);
+        secs = (double)(b.ns - a.ns) / 1e9;
+        dps = (double)(b.delivered - a.delivered) / secs;
+        cpu = opt.pid ? (double)(b.cpu_ticks - a.cpu_ticks) / (double)sysconf(_SC_CLK_TCK) / secs
+                      : 0;
+        for (uint32_t i = 0; i <= HIST_US; i++) {
+                b.hist[i] -= a.hist[i];
+                n += b.hist[i];
+        }
+        printf("| %-8s | %6u | %6u | %5u | %12.0f | %12.0f | %7.0f %% | %12.0f | %6llu | %8.0f | "
+               "%8.0f | %8.0f | %8.0f |\n",
+               name, opt.subs, opt.topics, opt.burst, rate_pub * fanout(), dps, cpu * 100,
+               cpu > 0 ? dps / cpu : 0, (unsigned long long)(b.gaps - a.gaps),
+               pct(b.hist, n, 0.50), pct(b.hist, n, 0.90), pct(b.hist, n, 0.99),
+               pct(b.hist, n, 0.999));
+        fflush(stdout);
+        free(a.hist);
+        free(b.hist);
+        return dps;
+}
+
+static void usage(void)
+{
+        fprintf(stderr,
+                "usage: bench_fanout [--target 127.0.0.1:8080] [--subs 10000] [--topics 1]\n"
+                "       [--publishers 1] [--threads 1] [--burst 32] [--window 64] [--seconds 5]\n"
+                "       [--latency-at 50,90] [--pid SERVER_PID] [--token T]\n");
+        exit(2);
+}
+
+int main(int argc, char **argv)
+{
+        struct rlimit rl;
+        uint64_t t0;
+        double max;
+
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+                if (!v)
+                        usage();
+                i++;
+                if (!strcmp(a, "--target")) {
+                        static char host[64];
+                        const char *colon = strrchr(v, ':');
+
+                        if (!colon || (size_t)(colon - v) >= sizeof(host))
+                                usage();
+                        memcpy(host, v, (size_t)(colon - v));
+                        opt.host = host;
+                        opt.port = atoi(colon + 1);
+                } else if (!strcmp(a, "--subs")) {
+                        opt.subs = (uint32_t)atoi(v);
+                } else if (!strcmp(a, "--topics")) {
+                        opt.topics = (uint32_t)atoi(v);
+                } else if (!strcmp(a, "--publishers")) {
+                        opt.publishers = (uint32_t)atoi(v);
+                } else if (!strcmp(a, "--threads")) {
+                        opt.threads = (uint32_t)atoi(v);
+                } else if (!strcmp(a, "--burst")) {
+                        opt.burst = (uint32_t)atoi(v);
+                } else if (!strcmp(a, "--window")) {
+                        opt.window = (uint32_t)atoi(v);
+                } else if (!strcmp(a, "--seconds")) {
+                        opt.seconds = atof(v);
+                } else if (!strcmp(a, "--pid")) {
+                        opt.pid = atoi(v);
+                } else if (!strcmp(a, "--token")) {
+                        opt.token = v;
+                } else if (!strcmp(a, "--latency-at")) {
+                        char *s = strdup(v), *tok, *save;
+
+                        opt.nat = 0;
+                        for (tok = strtok_r(s, ",", &save); tok && opt.nat < MAXPHASES;
+                             tok = strtok_r(NULL, ",", &save))
+                                opt.at[opt.nat++] = atof(tok);
+                        free(s);
+                } else {
+                        usage();
+                }
+        }
+        if (!opt.subs || !opt.topics || !opt.threads || !opt.publishers || !opt.burst ||
+            opt.topics > opt.subs)
+                usage();
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &rl);
+        }
+
+        T = aligned_alloc(64, sizeof(*T) * opt.threads);
+        memset(T, 0, sizeof(*T) * opt.threads);
+        for (uint32_t i = 0; i < opt.threads; i++) {
+                T[i].id = (int)i;
+                T[i].ep = epoll_create1(0);
+                T[i].hist = calloc(HIST_US + 1, sizeof(ctr));
+                T[i].rbuf = malloc(RBUF);
+                T[i].c = calloc(opt.subs / opt.threads + 1, sizeof(struct conn));
+        }
+        T[0].pubs = calloc(opt.publishers, sizeof(struct conn *));
+        t0 = now_ns();
+        for (uint32_t i = 0; i < opt.threads; i++)
+                pthread_create(&T[i].th, NULL, thr_main, &T[i]);
+        for (uint32_t s = 0; s < opt.subs; s++) {
+                struct thr *t = &T[s % opt.threads];
+
+                open_conn(t, &t->c[t->n++], false, s % opt.topics);
+        }
+        for (uint32_t k = 0; k < opt.publishers; k++) {
+                struct conn *c = calloc(1, sizeof(*c));
+
+                open_conn(&T[0], c, true, 0);
+                T[0].pubs[T[0].npubs++] = c;
+        }
+        while (SUM(subscribed) < opt.subs) {
+                struct timespec ts = {0, 10000000};
+
+                if (now_ns() - t0 > 60000000000ull) {
+                        fprintf(stderr, "bench_fanout: only %llu of %u subscribed after 60 s\n",
+                                (unsigned long long)SUM(subscribed), opt.subs);
+                        return 1;
+                }
+                nanosleep(&ts, NULL);
+        }
+        fprintf(stderr, "bench_fanout: %u subscribers on %u topics ready in %.2f s\n", opt.subs,
+                opt.topics, (double)(now_ns() - t0) / 1e9);
+
+        printf("command:");
+        for (int i = 0; i < argc; i++)
+                printf(" %s", argv[i]);
+        printf("\n\n| phase    |   subs | topics | burst | target msg/s | delivered/s  | srv CPU   "
+               "| msg/s/core    |   gaps | p50 µs   | p90 µs   | p99 µs   | p99.9 µs |\n");
+        printf("| -------- | ------ | ------ | ----- | ------------ | ------------ | --------- "
+               "| ------------ | ------ | -------- | -------- | -------- | -------- |\n");
+        atomic_store(&running, 2);
+        max = phase("max", 0);
+        for (int i = 0; i < opt.nat; i++) {
+                char name[16];
+
+                snprintf(name, sizeof(name), "%.0f%%", opt.at[i]);
+                phase(name, max * opt.at[i] / 100.0 / fanout());
+        }
+        atomic_store(&running, 0);
+        for (uint32_t i = 0; i < opt.threads; i++)
+                pthread_join(T[i].th, NULL);
+        if (SUM(errors))
+                fprintf(stderr, "bench_fanout: %llu errors (closes, lost connections, error replies)\n",
+                        (unsigned long long)SUM(errors));
+        return 0;
+}

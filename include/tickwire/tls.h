@@ -1,0 +1,104 @@
+/*
+ * tls — TLS with wolfSSL, driven by our own I/O: wolfSSL never touches a socket.
+ * Ciphertext received by the ring is handed to wolfSSL through a memory read callback;
+ * ciphertext wolfSSL produces goes to a caller-supplied function (for the server: a new
+ * frame on the connection's send queue, flushed by the same sendmsg path as plain bytes).
+ *
+ * Owns: the one WOLFSSL_CTX of a server (built before the workers start, then only read,
+ * so every worker shares its certificate and its session-ticket keys: a ticket issued by
+ * one worker resumes on another), and each TLS connection's WOLFSSL object (tw_conn.tls).
+ * Must not touch: sockets, the ring, connection state beyond the few hooks below.
+ *
+ * Policy (both sides): TLS 1.2 minimum; ciphers TLS13-CHACHA20-POLY1305 first (this
+ * wolfSSL build has no AES-NI), then TLS 1.3 AES-GCM, then ECDHE ChaCha20/AES-GCM for
+ * TLS 1.2 — never NULL, RC4, anon, CBC or static RSA, which the Debian build also carries;
+ * groups X25519 then P-256; session tickets on.
+ */
+#ifndef TICKWIRE_TLS_H
+#define TICKWIRE_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "tickwire/conn.h"
+#include "tickwire/frame.h"
+
+/* The cipher list both contexts use, in preference order (wolfSSL names). */
+#define TW_TLS_CIPHERS                                                                             \
+        "TLS13-CHACHA20-POLY1305-SHA256:TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:"          \
+        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                               \
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"                               \
+        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+
+/* ---- contexts ---- */
+
+/* A server context from PEM files (certificate chain, private key), with the policy
+ * above, the memory I/O callbacks and session tickets. NULL on failure, with one line
+ * (naming the file) in err. */
+WOLFSSL_CTX *tw_tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen);
+
+/* A client context with the same policy (for the load generator and benchmarks). The
+ * peer is verified against ca_file (PEM; NULL = the system store) unless `insecure`.
+ * Its objects use wolfSSL's socket I/O unless made with tw_tls_new(). */
+WOLFSSL_CTX *tw_tls_client_ctx(const char *ca_file, bool insecure, char *err, size_t errlen);
+
+void tw_tls_ctx_free(WOLFSSL_CTX *ctx);
+
+/* Frees the calling thread's wolfCrypt caches: this build keeps a per-thread ECC
+ * fixed-point table (~0.8 MB once the thread has signed). Each worker calls it on exit. */
+void tw_tls_thread_done(void);
+
+/* ---- memory I/O (any side) ---- */
+
+/* What one call into wolfSSL may read and where its output goes. Bound to the object
+ * right before each call (tw_tls_bind): the read callback serves in[0..in_len) and
+ * answers WANT_READ when it is used up; the write callback passes ciphertext to out(),
+ * which returns 0 or a negative errno (the connection is then broken). */
+typedef struct tw_tls_io {
+        const uint8_t *in; /* ciphertext not yet handed to wolfSSL */
+        size_t in_len;
+        int (*out)(void *arg, const uint8_t *p, size_t n);
+        void *arg;
+} tw_tls_io;
+
+/* A new object of ctx using the memory I/O callbacks; NULL when out of memory. */
+WOLFSSL *tw_tls_new(WOLFSSL_CTX *ctx);
+
+static inline void tw_tls_bind(WOLFSSL *ssl, tw_tls_io *io)
+{
+        wolfSSL_SetIOReadCtx(ssl, io);
+        wolfSSL_SetIOWriteCtx(ssl, io);
+}
+
+/* ---- server connections (server.c and conn.c hooks) ---- */
+
+struct tw_worker;
+
+/* Accepted on a TLS listener: gives c its WOLFSSL object. 0 or -ENOMEM. The connection
+ * stays in TW_CONN_HTTP, under the handshake deadline armed at accept, until the TLS
+ * handshake and then the HTTP upgrade are done. */
+int tw_tls_conn_start(struct tw_worker *w, tw_conn *c);
+
+/* Ciphertext received on c: drives the handshake, then feeds every decrypted byte to
+ * tw_conn_on_data(). A failed handshake counts handshake_failures{reason="tls"}; the
+ * peer's close_notify is taken as TCP EOF. */
+void tw_tls_conn_on_data(struct tw_worker *w, tw_conn *c, const uint8_t *buf, size_t len);
+
+/* tw_conn_send() for a TLS connection: encrypts f now (each connection has its own
+ * keys, so fan-out encrypts per subscriber), queues the ciphertext and drops f. Takes
+ * the caller's reference; same return values as tw_conn_send(). */
+int tw_tls_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f);
+
+/* Queues close_notify: our last bytes on a connection about to close gracefully. */
+void tw_tls_conn_close_notify(struct tw_worker *w, tw_conn *c);
+
+/* Frees c's WOLFSSL object (no-op for a plain connection). Called only when the slot
+ * is released: terminating a connection may happen inside a wolfSSL callback, so the
+ * object must outlive tw_worker_terminate(). */
+void tw_tls_conn_free(tw_conn *c);
+
+#endif

@@ -1,0 +1,1261 @@
+/*
+ * The client engine. Each thread runs one loop over its own ring, the same shape as the
+ * server's worker:
+ *
+ *   submit and wait (one io_uring_enter) with a timeout from the wheel, the ramp and the
+ *   stop poll
+ *   → dispatch every completion on its (kind, slot, generation) tag
+ *   → advance the wheel (connect deadlines, app pings, close waits, backoffs)
+ *   → start the connections the ramp says are due, apply the scenario event when due
+ *   → give consumed receive buffers back
+ *
+ * A connection's slot in the fixed-file table is its index in the thread's table, for
+ * its whole life; a reconnect reuses it with a new generation. Cleanup runs once: a
+ * terminated connection cancels what is in flight and closes its slot, and is reused or
+ * retired only when its last request has completed.
+ *
+ * Silent clients stop reading too: their multishot recv is cancelled, so the server's
+ * Pings pile up unread in the socket, as they would on a frozen client. An app-silent
+ * client still notices the server's FIN or RST through a poll for POLLRDHUP/POLLHUP/
+ * POLLERR, which reads nothing. A power-silent client gets a drop-everything BPF filter
+ * through a regular fd installed from its slot for the moment (FIXED_FD_INSTALL).
+ */
+#include "engine.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "scenario.h"
+#include "tickwire/http.h"
+
+#define LG_RING_ENTRIES   2048
+#define LG_RECV_BUFS      1024
+#define LG_RECV_BUF_SZ    2048
+#define LG_HS_MAX         2048 /* a 101 head larger than this is a protocol failure */
+#define LG_CONNECTING_MAX 1024 /* attempts in flight per thread: stay under listen backlogs */
+#define LG_START_BATCH    256  /* connections started per loop turn at most */
+#define LG_POLL_MS        50   /* the loop looks at the stop flag at least this often */
+#define LG_MAX_MESSAGE    (16u << 20)
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+/* Completion kinds (the top byte of user_data). */
+enum {
+        LG_K_CONNECT = 1,
+        LG_K_RECV,
+        LG_K_SEND,
+        LG_K_POLL,
+        LG_K_INSTALL,
+        LG_K_CLOSE,
+        LG_K_IGNORE,
+};
+
+const char *const lg_event_names[LG_EV__COUNT] = {
+    "established", "failed",     "detection", "false_disconnect",
+    "reconnect",   "close_echo", "silent",    "power_detection",
+};
+
+struct lg_hs {
+        char key[25]; /* Sec-WebSocket-Key we sent */
+        uint16_t len; /* response bytes buffered */
+        char buf[LG_HS_MAX];
+};
+
+struct lg_out {
+        uint8_t *fly; /* bytes handed to the kernel; must not move until the send completes */
+        uint32_t fly_len, fly_off;
+        uint8_t *fill; /* bytes queued behind it */
+        uint32_t fill_len, fill_cap;
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t rnd(lg_thread *t)
+{
+        uint64_t x = t->rng;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        t->rng = x;
+        return x;
+}
+
+static uint32_t slot_of(const lg_thread *t, const lg_conn *c)
+{
+        return (uint32_t)(c - t->conns);
+}
+
+static uint64_t ud_of(const lg_thread *t, const lg_conn *c, uint8_t kind)
+{
+        return tw_ud(kind, slot_of(t, c), c->gen);
+}
+
+static lg_conn *conn_of(lg_thread *t, uint64_t ud)
+{
+        uint32_t slot = tw_ud_slot(ud);
+
+        if (slot >= t->nconns || t->conns[slot].gen != tw_ud_gen(ud))
+                return NULL;
+        return &t->conns[slot];
+}
+
+static void arm(lg_thread *t, lg_conn *c, uint64_t at_us)
+{
+        /* Round up to the next 1 ms tick: never early. */
+        tw_wheel_add(&t->wheel, &c->timer, (at_us + 999) / 1000);
+}
+
+static void event(lg_thread *t, enum lg_event_kind kind, uint32_t id, double value_ms)
+{
+        if (!t->eng->o->csv_path && kind != LG_EV_DETECTION)
+                return;
+        if (t->nevents == t->events_cap) {
+                size_t cap = t->events_cap ? t->events_cap * 2 : 1024;
+                lg_event *e = realloc(t->events, cap * sizeof(*e));
+
+                if (!e)
+                        return; /* the CSV loses a row; the figures do not */
+                t->events = e;
+                t->events_cap = cap;
+        }
+        t->events[t->nevents++] =
+            (lg_event){(float)(t->now_us / 1000.0), (float)value_ms, id, (uint8_t)kind};
+}
+
+/* ---- output ---- */
+
+static void out_free(lg_conn *c)
+{
+        if (!c->out)
+                return;
+        free(c->out->fly);
+        free(c->out->fill);
+        free(c->out);
+        c->out = NULL;
+}
+
+static void send_fly(lg_thread *t, lg_conn *c)
+{
+        struct lg_out *o = c->out;
+        struct io_uring_sqe *sqe = tw_ring_sqe(&t->ring);
+
+        io_uring_prep_send(sqe, (int)slot_of(t, c), o->fly + o->fly_off, o->fly_len - o->fly_off,
+                           MSG_NOSIGNAL);
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_SEND));
+        c->flags |= LG_CF_SEND;
+        c->inflight++;
+}
+
+/* Queues bytes; sends at once unless a send is in flight (then they follow it). */
+static int send_bytes(lg_thread *t, lg_conn *c, const void *p, size_t n)
+{
+        struct lg_out *o = c->out;
+
+        if (!o) {
+                o = c->out = calloc(1, sizeof(*o));
+                if (!o)
+                        return -ENOMEM;
+        }
+        if (o->fill_len + n > o->fill_cap) {
+                uint32_t cap = o->fill_cap ? o->fill_cap : 256;
+                uint8_t *b;
+
+                while (cap < o->fill_len + n)
+                        cap *= 2;
+                b = realloc(o->fill, cap);
+                if (!b)
+                        return -ENOMEM;
+                o->fill = b;
+                o->fill_cap = cap;
+        }
+        memcpy(o->fill + o->fill_len, p, n);
+        o->fill_len += (uint32_t)n;
+        if (!(c->flags & LG_CF_SEND)) {
+                free(o->fly);
+                o->fly = o->fill;
+                o->fly_len = o->fill_len;
+                o->fly_off = 0;
+                o->fill = NULL;
+                o->fill_len = o->fill_cap = 0;
+                send_fly(t, c);
+        }
+        return 0;
+}
+
+/* A masked client frame (payload <= 125 bytes: control frames and our small texts). */
+static int send_frame(lg_thread *t, lg_conn *c, uint8_t opcode, const void *payload, size_t n)
+{
+        uint8_t buf[TW_WS_MAX_HEADER + 256];
+        uint64_t r = rnd(t);
+        uint8_t mask[4] = {(uint8_t)r, (uint8_t)(r >> 8), (uint8_t)(r >> 16), (uint8_t)(r >> 24)};
+        size_t h;
+
+        if (n > 256)
+                return -EMSGSIZE;
+        h = tw_ws_header_build(buf, opcode, true, n, mask);
+        if (n)
+                memcpy(buf + h, payload, n);
+        tw_ws_mask(buf + h, n, mask, 0);
+        TW_INC(t->c.hb_frames);
+        TW_ADD(t->c.hb_bytes, h + n);
+        return send_bytes(t, c, buf, h + n);
+}
+
+/* ---- lifecycle ---- */
+
+static void arm_recv(lg_thread *t, lg_conn *c)
+{
+        struct io_uring_sqe *sqe = tw_ring_sqe(&t->ring);
+
+        tw_prep_recv_multishot(sqe, (int)slot_of(t, c), t->bufs.bgid);
+        io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_RECV));
+        c->flags |= LG_CF_RECV;
+        c->inflight++;
+}
+
+static void release_parts(lg_conn *c)
+{
+        free(c->hs);
+        c->hs = NULL;
+        free(c->rd);
+        c->rd = NULL;
+        if (c->out && !(c->flags & LG_CF_SEND))
+                out_free(c);
+}
+
+static void start_connect(lg_thread *t, lg_conn *c);
+
+/* Called when a DEAD connection has nothing in flight: reuse or retire the slot. */
+static void maybe_release(lg_thread *t, lg_conn *c)
+{
+        const lg_opts *o = t->eng->o;
+        uint64_t delay_ms;
+
+        if (c->state != LG_DEAD || c->inflight)
+                return;
+        out_free(c);
+        if (!(c->flags & LG_CF_REOPEN) || atomic_load(&t->eng->stop)) {
+                c->state = LG_DONE;
+                return;
+        }
+        c->flags &= ~LG_CF_REOPEN;
+        c->state = LG_IDLE;
+        if (c->hint_ms != UINT32_MAX) {
+                delay_ms = c->hint_ms;
+                c->hint_ms = UINT32_MAX;
+        } else {
+                delay_ms = lg_scenario_backoff_ms(o, c->attempt, rnd(t));
+                if (c->attempt < 30)
+                        c->attempt++;
+        }
+        arm(t, c, t->now_us + delay_ms * 1000);
+}
+
+/* Ends the connection now: cancel everything on the slot, close it. Idempotent. */
+static void terminate(lg_thread *t, lg_conn *c, bool reopen)
+{
+        struct io_uring_sqe *sqe;
+
+        if (c->state == LG_DEAD || c->state == LG_DONE || c->state == LG_IDLE)
+                return;
+        if (c->state == LG_CONNECTING || c->state == LG_HANDSHAKE)
+                t->connecting--;
+        if (c->state == LG_OPEN)
+                TW_DEC(t->c.open);
+        c->state = LG_DEAD;
+        if (reopen)
+                c->flags |= LG_CF_REOPEN;
+        tw_wheel_cancel(&t->wheel, &c->timer);
+        release_parts(c);
+        if (c->inflight) {
+                sqe = tw_ring_sqe(&t->ring);
+                tw_prep_cancel_fixed_fd(sqe, (int)slot_of(t, c));
+                sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+                io_uring_sqe_set_data64(sqe, tw_ud(LG_K_IGNORE, 0, 0));
+        }
+        sqe = tw_ring_sqe(&t->ring);
+        io_uring_prep_close_direct(sqe, slot_of(t, c));
+        io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_CLOSE));
+        c->inflight++;
+}
+
+static enum lg_fail fail_of(int err)
+{
+        switch (err) {
+        case -ECONNREFUSED:
+                return LG_FAIL_REFUSED;
+        case -ECONNRESET:
+        case -EPIPE:
+        case -ECONNABORTED:
+                return LG_FAIL_RESET;
+        case -ETIMEDOUT:
+        case -ECANCELED:
+                return LG_FAIL_TIMEOUT;
+        case -EADDRNOTAVAIL:
+        case -EADDRINUSE:
+                return LG_FAIL_ADDR;
+        case -EMFILE:
+        case -ENFILE:
+        case -ENOBUFS:
+        case -ENOMEM:
+        case -EBADF:
+                return LG_FAIL_SOCKET;
+        default:
+                return LG_FAIL_OTHER;
+        }
+}
+
+/* A connect or handshake attempt failed: count it, and back off (storm) or give up. */
+static void attempt_failed(lg_thread *t, lg_conn *c, enum lg_fail why)
+{
+        bool reopen = lg_scenario_reconnects(t->eng->o) && !atomic_load(&t->eng->stop);
+
+        TW_INC(t->c.failed);
+        TW_INC(t->c.fail[why]);
+        if (!(c->flags & LG_CF_EVER) && c->attempt == 0) {
+                TW_INC(t->c.failed_first);
+                TW_INC(t->c.done_first);
+                t->last_first_us = t->now_us;
+        }
+        event(t, LG_EV_FAILED, c->id, why);
+        if (c->state == LG_IDLE) {
+                /* Never got a slot: nothing to cancel or close. */
+                c->state = LG_DEAD;
+                if (reopen)
+                        c->flags |= LG_CF_REOPEN;
+                maybe_release(t, c);
+                return;
+        }
+        terminate(t, c, reopen);
+        maybe_release(t, c);
+}
+
+/* The server ended a healthy session (EOF, RST, or its Close). */
+static void server_dropped(lg_thread *t, lg_conn *c)
+{
+        if (atomic_load(&t->eng->stop))
+                return;
+        if (lg_scenario_reconnects(t->eng->o)) {
+                uint64_t zero = 0;
+
+                TW_INC(t->c.drops);
+                atomic_compare_exchange_strong(&t->eng->first_drop_us, &zero, t->now_us + 1);
+                c->attempt = 0;
+                c->t_us = t->now_us; /* the drop, for the reconnect event */
+                terminate(t, c, true);
+        } else {
+                TW_INC(t->c.false_disconnects);
+                event(t, LG_EV_FALSE_DISCONNECT, c->id, 0);
+                terminate(t, c, false);
+        }
+        maybe_release(t, c);
+}
+
+static void start_connect(lg_thread *t, lg_conn *c)
+{
+        const lg_opts *o = t->eng->o;
+        struct io_uring_sqe *sqe;
+        int fd, one = 1, ret;
+
+        c->gen++;
+        c->flags &= LG_CF_HIT | LG_CF_EVER;
+        c->inflight = 0;
+        c->hint_ms = UINT32_MAX;
+        c->t_us = t->now_us;
+        TW_INC(t->c.attempts);
+
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                attempt_failed(t, c, LG_FAIL_SOCKET);
+                return;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if ((c->flags & LG_CF_HIT) && o->scenario == LG_SC_ABORT) {
+                /* Closing with linger 0 sends RST: the abort scenario's whole point. It
+                 * must be set on a regular fd, and this is the only moment we have one. */
+                struct linger lg = {.l_onoff = 1, .l_linger = 0};
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        }
+        if (o->nsources) {
+                struct sockaddr_in src = {.sin_family = AF_INET};
+
+                src.sin_addr = o->sources[c->id % o->nsources];
+                /* Defer the port choice to connect(), where the kernel may reuse a port
+                 * for other destinations: without this each source runs out at ~28k
+                 * ports across all targets instead of per target. */
+                setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+                if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
+                        ret = -errno;
+                        close(fd);
+                        attempt_failed(t, c, fail_of(ret));
+                        return;
+                }
+        }
+        ret = io_uring_register_files_update(&t->ring, slot_of(t, c), &fd, 1);
+        close(fd); /* the slot holds the socket now */
+        if (ret < 0) {
+                attempt_failed(t, c, LG_FAIL_SOCKET);
+                return;
+        }
+        c->state = LG_CONNECTING;
+        t->connecting++;
+        sqe = tw_ring_sqe(&t->ring);
+        io_uring_prep_connect(sqe, (int)slot_of(t, c), (struct sockaddr *)&o->target,
+                              sizeof(o->target));
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_CONNECT));
+        c->inflight++;
+        arm(t, c, t->now_us + o->connect_timeout_ms * 1000);
+}
+
+/* ---- handshake ---- */
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void make_key(lg_thread *t, char out[25])
+{
+        uint8_t raw[18];
+        uint64_t a = rnd(t), b = rnd(t);
+
+        memcpy(raw, &a, 8);
+        memcpy(raw + 8, &b, 8);
+        raw[16] = raw[17] = 0;
+        for (int i = 0, o = 0; i < 18; i += 3, o += 4) {
+                uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+                out[o] = b64[v >> 18];
+                out[o + 1] = b64[(v >> 12) & 63];
+                out[o + 2] = b64[(v >> 6) & 63];
+                out[o + 3] = b64[v & 63];
+        }
+        /* 16 bytes encode to 22 characters and "==". */
+        out[22] = out[23] = '=';
+        out[24] = 0;
+}
+
+static void on_connect(lg_thread *t, lg_conn *c, int res)
+{
+        const lg_opts *o = t->eng->o;
+        char req[512];
+        int n;
+
+        c->inflight--;
+        if (c->state != LG_CONNECTING) {
+                maybe_release(t, c);
+                return;
+        }
+        if (res < 0) {
+                attempt_failed(t, c, fail_of(res));
+                return;
+        }
+        c->hs = malloc(sizeof(*c->hs));
+        if (!c->hs) {
+                attempt_failed(t, c, LG_FAIL_SOCKET);
+                return;
+        }
+        c->hs->len = 0;
+        make_key(t, c->hs->key);
+        n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     o->path, o->target_text, c->hs->key);
+        c->state = LG_HANDSHAKE;
+        if (send_bytes(t, c, req, (size_t)n) < 0) {
+                attempt_failed(t, c, LG_FAIL_SOCKET);
+                return;
+        }
+        arm_recv(t, c);
+}
+
+static void app_ping(lg_thread *t, lg_conn *c)
+{
+        char msg[64];
+        int n = snprintf(msg, sizeof(msg), "{\"type\":\"ping\",\"time\":%llu}",
+                         (unsigned long long)(t->eng->t0_us + t->now_us));
+
+        TW_INC(t->c.app_pings_sent);
+        send_frame(t, c, TW_WS_OP_TEXT, msg, (size_t)n);
+}
+
+static void go_event(lg_thread *t, lg_conn *c);
+
+static void opened(lg_thread *t, lg_conn *c)
+{
+        const lg_opts *o = t->eng->o;
+        uint64_t took = t->now_us - c->t_us;
+
+        free(c->hs);
+        c->hs = NULL;
+        t->connecting--;
+        c->state = LG_OPEN;
+        TW_INC(t->c.open);
+        TW_INC(t->c.established);
+        lg_hist_add(&t->handshake_us, took);
+        if (c->flags & LG_CF_EVER) {
+                TW_INC(t->c.reconnects);
+                event(t, LG_EV_RECONNECT, c->id, took / 1000.0);
+        } else {
+                TW_INC(t->c.established_first);
+                if (c->attempt == 0) {
+                        TW_INC(t->c.done_first);
+                        t->last_first_us = t->now_us;
+                }
+                event(t, LG_EV_ESTABLISHED, c->id, took / 1000.0);
+        }
+        c->flags |= LG_CF_EVER;
+        c->attempt = 0;
+        tw_wheel_cancel(&t->wheel, &c->timer);
+        lg_scenario_on_open(t, c);
+        if ((c->flags & LG_CF_HIT) && t->event_done) {
+                /* Came up after the event: it hits this client now. */
+                go_event(t, c);
+                return;
+        }
+        if (o->app_ping)
+                /* The first ping at a random point of the period, so clients that came up
+                 * together do not ping together forever. */
+                arm(t, c, t->now_us + rnd(t) % (o->ping_interval_ms * 1000) + 1000);
+}
+
+/* Case-insensitive search for a header line "name: value"; value span out. */
+static bool find_header(const char *head, size_t len, const char *name, const char **v,
+                        size_t *vlen)
+{
+        size_t nl = strlen(name);
+        const char *p = head, *end = head + len;
+
+        while (p < end) {
+                const char *eol = memchr(p, '\n', (size_t)(end - p));
+                const char *le = eol ? eol : end;
+
+                if ((size_t)(le - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+                        const char *s = p + nl + 1;
+                        while (s < le && (*s == ' ' || *s == '\t'))
+                                s++;
+                        while (le > s && (le[-1] == '\r' || le[-1] == ' ' || le[-1] == '\t'))
+                                le--;
+                        *v = s;
+                        *vlen = (size_t)(le - s);
+                        return true;
+                }
+                p = eol ? eol + 1 : end;
+        }
+        return false;
+}
+
+static void frames_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len);
+
+static void hs_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len)
+{
+        struct lg_hs *hs = c->hs;
+        char accept[29];
+        const char *end, *v;
+        size_t take = len, head, vlen;
+        int status;
+
+        if (take > (size_t)(LG_HS_MAX - hs->len))
+                take = (size_t)(LG_HS_MAX - hs->len);
+        memcpy(hs->buf + hs->len, buf, take);
+        hs->len += (uint16_t)take;
+        end = memmem(hs->buf, hs->len, "\r\n\r\n", 4);
+        if (!end) {
+                if (hs->len == LG_HS_MAX)
+                        attempt_failed(t, c, LG_FAIL_PROTOCOL);
+                return;
+        }
+        head = (size_t)(end - hs->buf) + 4;
+        if (hs->len < 12 || memcmp(hs->buf, "HTTP/1.", 7) != 0) {
+                attempt_failed(t, c, LG_FAIL_PROTOCOL);
+                return;
+        }
+        status = atoi(hs->buf + 9);
+        if (status != 101) {
+                if (status == 503)
+                        TW_INC(t->c.status_503);
+                attempt_failed(t, c, LG_FAIL_STATUS);
+                return;
+        }
+        if (tw_ws_accept_key((tw_span){hs->key, 24}, accept) < 0 ||
+            !find_header(hs->buf, head, "sec-websocket-accept", &v, &vlen) || vlen != 28 ||
+            memcmp(v, accept, 28) != 0) {
+                attempt_failed(t, c, LG_FAIL_PROTOCOL);
+                return;
+        }
+        /* Bytes after the head (buffered or not yet copied) are the first frames. */
+        {
+                size_t extra_buffered = hs->len - head;
+                uint8_t tmp[LG_HS_MAX];
+
+                memcpy(tmp, hs->buf + head, extra_buffered);
+                opened(t, c);
+                if (extra_buffered && c->state == LG_OPEN)
+                        frames_feed(t, c, tmp, extra_buffered);
+                if (take < len && c->state == LG_OPEN)
+                        frames_feed(t, c, buf + take, len - take);
+        }
+}
+
+/* ---- frames ---- */
+
+static void on_text(lg_thread *t, lg_conn *c, const uint8_t *p, size_t n)
+{
+        static const char pong[] = "\"type\":\"pong\"", tkey[] = "\"time\":";
+        const uint8_t *tp;
+        uint64_t v = 0;
+
+        lg_scenario_on_message(t, c, p, n);
+        if (!memmem(p, n, pong, sizeof(pong) - 1))
+                return;
+        TW_INC(t->c.hb_frames);
+        TW_ADD(t->c.hb_bytes, 2 + n);
+        tp = memmem(p, n, tkey, sizeof(tkey) - 1);
+        if (!tp)
+                return;
+        tp += sizeof(tkey) - 1;
+        while (tp < p + n && *tp >= '0' && *tp <= '9')
+                v = v * 10 + (uint64_t)(*tp++ - '0');
+        v -= t->eng->t0_us;
+        if (v <= t->now_us)
+                lg_hist_add(&t->latency_us, t->now_us - v);
+}
+
+static void on_close_frame(lg_thread *t, lg_conn *c, const uint8_t *p, size_t n)
+{
+        const uint8_t *reason = NULL;
+        size_t rlen = 0;
+        uint16_t code = TW_WS_CLOSE_NO_STATUS;
+        uint64_t hint;
+        uint8_t echo[2];
+
+        if (c->flags & LG_CF_PEERCL)
+                return; /* already echoed */
+        TW_INC(t->c.server_closes);
+        if (c->state == LG_CLOSING && !(c->flags & LG_CF_PEERCL)) {
+                /* Our graceful Close came back: wait for the server's FIN (it closes TCP
+                 * first, so the TIME_WAIT lands on its side, not on our ports). */
+                c->flags |= LG_CF_ECHO;
+                TW_INC(t->c.close_echoes);
+                lg_hist_add(&t->close_us, t->now_us - c->t_us);
+                event(t, LG_EV_CLOSE_ECHO, c->id, (t->now_us - c->t_us) / 1000.0);
+                return;
+        }
+        if (tw_ws_close_parse(p, n, &code, &reason, &rlen) == 0 && reason &&
+            lg_scenario_retry_hint(reason, rlen, &hint))
+                c->hint_ms = hint > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)hint;
+        /* Echo the code (RFC 6455 5.5.1), then wait for the server to close TCP. */
+        c->flags |= LG_CF_PEERCL;
+        if (c->state == LG_OPEN)
+                TW_DEC(t->c.open);
+        c->state = LG_CLOSING;
+        if (code == TW_WS_CLOSE_NO_STATUS) {
+                send_frame(t, c, TW_WS_OP_CLOSE, NULL, 0);
+        } else {
+                echo[0] = (uint8_t)(code >> 8);
+                echo[1] = (uint8_t)code;
+                send_frame(t, c, TW_WS_OP_CLOSE, echo, 2);
+        }
+        arm(t, c, t->now_us + t->eng->o->close_timeout_ms * 1000);
+}
+
+static void frames_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len)
+{
+        tw_ws_reader *r = c->rd;
+        tw_ws_event ev;
+        size_t off = 0;
+
+        if (!r) {
+                r = &t->scratch;
+                tw_ws_reader_init(r, false, LG_MAX_MESSAGE);
+        }
+        while (off < len && (c->state == LG_OPEN || c->state == LG_CLOSING)) {
+                off += tw_ws_read(r, buf + off, len - off, &ev);
+                switch (ev.kind) {
+                case TW_WS_EV_NONE:
+                        break;
+                case TW_WS_EV_DATA:
+                        if (ev.msg_end)
+                                TW_INC(t->c.msgs_received);
+                        /* Our messages of interest (pongs) are small: whole in one read. */
+                        if (ev.msg_start && ev.msg_end && ev.opcode == TW_WS_OP_TEXT)
+                                on_text(t, c, ev.data, ev.len);
+                        break;
+                case TW_WS_EV_CONTROL:
+                        if (ev.opcode == TW_WS_OP_PING) {
+                                TW_INC(t->c.pings_received);
+                                TW_INC(t->c.hb_frames);
+                                TW_ADD(t->c.hb_bytes, 2 + ev.len);
+                                if (t->eng->o->pong && c->state == LG_OPEN) {
+                                        TW_INC(t->c.pongs_sent);
+                                        send_frame(t, c, TW_WS_OP_PONG, ev.data, ev.len);
+                                }
+                        } else if (ev.opcode == TW_WS_OP_CLOSE) {
+                                on_close_frame(t, c, ev.data, ev.len);
+                        }
+                        break;
+                case TW_WS_EV_ERROR:
+                        TW_INC(t->c.fail[LG_FAIL_PROTOCOL]);
+                        if (r != &t->scratch) {
+                                free(c->rd);
+                                c->rd = NULL;
+                        }
+                        server_dropped(t, c);
+                        return;
+                }
+        }
+        /* Keep a reader only while a frame is split across reads. */
+        if (r == &t->scratch) {
+                if (!tw_ws_reader_idle(r) && c->state != LG_DEAD) {
+                        c->rd = malloc(sizeof(*c->rd));
+                        if (c->rd)
+                                *c->rd = *r;
+                }
+        } else if (tw_ws_reader_idle(r)) {
+                free(c->rd);
+                c->rd = NULL;
+        }
+}
+
+/* ---- the scenario event ---- */
+
+static void go_silent(lg_thread *t, lg_conn *c)
+{
+        const lg_opts *o = t->eng->o;
+        struct io_uring_sqe *sqe;
+
+        c->state = LG_SILENT;
+        c->t_us = t->now_us;
+        TW_DEC(t->c.open);
+        TW_INC(t->c.silent);
+        event(t, LG_EV_SILENT, c->id, 0);
+        tw_wheel_cancel(&t->wheel, &c->timer);
+        /* Stop reading: whatever the server sends now stays in the socket. */
+        if (c->flags & LG_CF_RECV) {
+                sqe = tw_ring_sqe(&t->ring);
+                io_uring_prep_cancel64(sqe, ud_of(t, c, LG_K_RECV), 0);
+                io_uring_sqe_set_data64(sqe, tw_ud(LG_K_IGNORE, 0, 0));
+        }
+        if (c->out) {
+                free(c->out->fill);
+                c->out->fill = NULL;
+                c->out->fill_len = c->out->fill_cap = 0;
+        }
+        sqe = tw_ring_sqe(&t->ring);
+        if (o->silence == LG_SILENCE_POWER) {
+                tw_prep_fixed_fd_install(sqe, (int)slot_of(t, c));
+                io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_INSTALL));
+        } else {
+                /* Notice the server's FIN or RST without reading a byte. */
+                io_uring_prep_poll_add(sqe, (int)slot_of(t, c), POLLRDHUP | POLLHUP | POLLERR);
+                sqe->flags |= IOSQE_FIXED_FILE;
+                io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_POLL));
+        }
+        c->inflight++;
+}
+
+static void go_event(lg_thread *t, lg_conn *c)
+{
+        const lg_opts *o = t->eng->o;
+        uint8_t code[2] = {TW_WS_CLOSE_NORMAL >> 8, TW_WS_CLOSE_NORMAL & 0xff};
+
+        switch (o->scenario) {
+        case LG_SC_SILENT:
+                go_silent(t, c);
+                break;
+        case LG_SC_ABORT:
+                /* SO_LINGER 0 was set at socket creation: closing the slot sends RST. */
+                TW_INC(t->c.aborted);
+                terminate(t, c, false);
+                maybe_release(t, c);
+                break;
+        case LG_SC_GRACEFUL:
+                TW_DEC(t->c.open);
+                c->state = LG_CLOSING;
+                c->t_us = t->now_us;
+                TW_INC(t->c.closes_sent);
+                send_frame(t, c, TW_WS_OP_CLOSE, code, 2);
+                arm(t, c, t->now_us + o->close_timeout_ms * 1000);
+                break;
+        default:
+                break;
+        }
+}
+
+static void fire_event(lg_thread *t)
+{
+        uint64_t zero = 0;
+
+        t->event_done = true;
+        atomic_compare_exchange_strong(&t->eng->event_us, &zero, t->now_us + 1);
+        for (uint32_t i = 0; i < t->nconns; i++) {
+                lg_conn *c = &t->conns[i];
+
+                if ((c->flags & LG_CF_HIT) && c->state == LG_OPEN)
+                        go_event(t, c);
+        }
+}
+
+/* ---- completions ---- */
+
+static void on_recv(lg_thread *t, struct io_uring_cqe *cqe)
+{
+        lg_conn *c = conn_of(t, cqe->user_data);
+        int res = cqe->res;
+        bool more = cqe->flags & IORING_CQE_F_MORE;
+        uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
+
+        if (c && !more) {
+                c->flags &= ~LG_CF_RECV;
+                c->inflight--;
+        }
+        if (!c || (c->state != LG_HANDSHAKE && c->state != LG_OPEN && c->state != LG_CLOSING)) {
+                if (has_buf)
+                        tw_bufring_recycle(&t->bufs, bid);
+                if (c)
+                        maybe_release(t, c);
+                return;
+        }
+        if (res > 0) {
+                uint8_t *p = tw_bufring_buf(&t->bufs, bid);
+
+                if (c->state == LG_HANDSHAKE)
+                        hs_feed(t, c, p, (size_t)res);
+                else
+                        frames_feed(t, c, p, (size_t)res);
+        }
+        if (has_buf)
+                tw_bufring_recycle(&t->bufs, bid);
+        if (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED)) {
+                if (c->state == LG_HANDSHAKE)
+                        attempt_failed(t, c, res == 0 ? LG_FAIL_RESET : fail_of(res));
+                else if (c->state == LG_CLOSING && !(c->flags & LG_CF_PEERCL)) {
+                        terminate(t, c, false); /* graceful close complete */
+                        maybe_release(t, c);
+                } else if (c->state == LG_OPEN || c->state == LG_CLOSING)
+                        server_dropped(t, c);
+                return;
+        }
+        if (!(c->flags & LG_CF_RECV) &&
+            (c->state == LG_HANDSHAKE || c->state == LG_OPEN || c->state == LG_CLOSING))
+                arm_recv(t, c);
+        maybe_release(t, c);
+}
+
+static void on_send(lg_thread *t, struct io_uring_cqe *cqe)
+{
+        lg_conn *c = conn_of(t, cqe->user_data);
+        struct lg_out *o;
+
+        if (!c)
+                return;
+        c->flags &= ~LG_CF_SEND;
+        c->inflight--;
+        o = c->out;
+        if (c->state == LG_DEAD || c->state == LG_DONE || !o) {
+                maybe_release(t, c);
+                return;
+        }
+        if (cqe->res < 0) {
+                if (c->state == LG_HANDSHAKE || c->state == LG_CONNECTING)
+                        attempt_failed(t, c, fail_of(cqe->res));
+                else if (c->state == LG_OPEN || c->state == LG_CLOSING)
+                        server_dropped(t, c);
+                return;
+        }
+        o->fly_off += (uint32_t)cqe->res;
+        if (o->fly_off < o->fly_len && c->state != LG_SILENT) {
+                send_fly(t, c);
+                return;
+        }
+        free(o->fly);
+        o->fly = NULL;
+        o->fly_len = o->fly_off = 0;
+        if (o->fill_len && c->state != LG_SILENT) {
+                o->fly = o->fill;
+                o->fly_len = o->fill_len;
+                o->fill = NULL;
+                o->fill_len = o->fill_cap = 0;
+                send_fly(t, c);
+                return;
+        }
+        out_free(c);
+}
+
+static void on_poll(lg_thread *t, struct io_uring_cqe *cqe)
+{
+        lg_conn *c = conn_of(t, cqe->user_data);
+        double ms;
+
+        if (!c)
+                return;
+        c->inflight--;
+        if (c->state == LG_SILENT && cqe->res > 0) {
+                ms = (double)(t->now_us - c->t_us) / 1000.0;
+                TW_INC(t->c.detected);
+                lg_samples_add(&t->detect_ms, ms);
+                event(t, LG_EV_DETECTION, c->id, ms);
+                terminate(t, c, false);
+        }
+        maybe_release(t, c);
+}
+
+static void on_install(lg_thread *t, struct io_uring_cqe *cqe)
+{
+        lg_conn *c = conn_of(t, cqe->user_data);
+        struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
+        struct sock_fprog prog = {.len = 1, .filter = &drop};
+        struct sockaddr_in me;
+        socklen_t len = sizeof(me);
+        int fd = cqe->res;
+
+        if (!c) {
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        c->inflight--;
+        if (fd < 0 || c->state != LG_SILENT) {
+                if (fd >= 0)
+                        close(fd);
+                if (fd < 0)
+                        TW_INC(t->c.fail[LG_FAIL_SOCKET]);
+                maybe_release(t, c);
+                return;
+        }
+        /* The kernel now drops every packet for this socket before TCP sees it: no more
+         * ACKs, as after a power cut. The slot keeps the socket open (closing it would
+         * send a FIN the server would notice). */
+        if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0)
+                TW_INC(t->c.fail[LG_FAIL_SOCKET]);
+        if (getsockname(fd, (struct sockaddr *)&me, &len) == 0) {
+                if (t->npower == t->power_cap) {
+                        size_t cap = t->power_cap ? t->power_cap * 2 : 256;
+                        lg_power_rec *p = realloc(t->power, cap * sizeof(*p));
+
+                        if (p) {
+                                t->power = p;
+                                t->power_cap = cap;
+                        }
+                }
+                if (t->npower < t->power_cap)
+                        t->power[t->npower++] = (lg_power_rec){
+                            me.sin_addr.s_addr, ntohs(me.sin_port), c->id, c->t_us / 1000.0};
+        }
+        close(fd);
+        maybe_release(t, c);
+}
+
+static void on_close(lg_thread *t, struct io_uring_cqe *cqe)
+{
+        lg_conn *c = conn_of(t, cqe->user_data);
+
+        if (!c)
+                return;
+        c->inflight--;
+        maybe_release(t, c);
+}
+
+static void dispatch(lg_thread *t, struct io_uring_cqe *cqe)
+{
+        lg_conn *c;
+
+        switch (tw_ud_kind(cqe->user_data)) {
+        case LG_K_CONNECT:
+                c = conn_of(t, cqe->user_data);
+                if (c)
+                        on_connect(t, c, cqe->res);
+                break;
+        case LG_K_RECV:
+                on_recv(t, cqe);
+                break;
+        case LG_K_SEND:
+                on_send(t, cqe);
+                break;
+        case LG_K_POLL:
+                on_poll(t, cqe);
+                break;
+        case LG_K_INSTALL:
+                on_install(t, cqe);
+                break;
+        case LG_K_CLOSE:
+                on_close(t, cqe);
+                break;
+        default:
+                break;
+        }
+}
+
+/* ---- timers ---- */
+
+static void on_timer(tw_wheel *wh, tw_timer *tm, void *ctx)
+{
+        lg_thread *t = ctx;
+        lg_conn *c = tw_container_of(tm, lg_conn, timer);
+        const lg_opts *o = t->eng->o;
+
+        switch (c->state) {
+        case LG_CONNECTING:
+        case LG_HANDSHAKE:
+                attempt_failed(t, c, LG_FAIL_TIMEOUT);
+                break;
+        case LG_OPEN:
+                if (o->app_ping) {
+                        app_ping(t, c);
+                        arm(t, c, t->now_us + o->ping_interval_ms * 1000);
+                }
+                break;
+        case LG_CLOSING:
+                if (!(c->flags & (LG_CF_ECHO | LG_CF_PEERCL)))
+                        TW_INC(t->c.close_timeouts);
+                if (c->flags & LG_CF_PEERCL) {
+                        server_dropped(t, c);
+                } else {
+                        terminate(t, c, false);
+                        maybe_release(t, c);
+                }
+                break;
+        case LG_IDLE:
+                if (!atomic_load(&t->eng->stop))
+                        start_connect(t, c);
+                break;
+        default:
+                break;
+        }
+}
+
+/* ---- the loop ---- */
+
+static uint64_t ramp_due_us(const lg_thread *t, uint32_t k)
+{
+        const lg_engine *e = t->eng;
+
+        /* Client id idx + k * nthreads is due at id / rate. */
+        return (uint64_t)((double)(t->idx + (uint64_t)k * e->nthreads) * 1e6 / e->o->connect_rate);
+}
+
+static void ramp(lg_thread *t)
+{
+        unsigned started = 0;
+
+        while (t->next_start < t->nconns && t->connecting < LG_CONNECTING_MAX &&
+               started < LG_START_BATCH && ramp_due_us(t, t->next_start) <= t->now_us) {
+                start_connect(t, &t->conns[t->next_start++]);
+                started++;
+        }
+}
+
+static int thread_setup(lg_thread *t)
+{
+        const lg_opts *o = t->eng->o;
+        int ret;
+
+        ret = tw_ring_init(&t->ring, LG_RING_ENTRIES, t->nconns);
+        if (ret < 0) {
+                fprintf(stderr, "tickwire-loadgen: thread %u: io_uring setup: %s\n", t->idx,
+                        strerror(-ret));
+                return ret;
+        }
+        ret = tw_bufring_init(&t->ring, &t->bufs, 0, LG_RECV_BUFS, LG_RECV_BUF_SZ);
+        if (ret < 0) {
+                fprintf(stderr, "tickwire-loadgen: thread %u: buffer ring: %s\n", t->idx,
+                        strerror(-ret));
+                return ret;
+        }
+        for (uint32_t k = 0; k < t->nconns; k++) {
+                lg_conn *c = &t->conns[k];
+
+                tw_timer_init(&c->timer);
+                c->id = t->idx + k * t->eng->nthreads;
+                c->hint_ms = UINT32_MAX;
+                if (lg_scenario_hits(o, c->id))
+                        c->flags |= LG_CF_HIT;
+        }
+        t->rng = o->seed ^ (0x9e3779b97f4a7c15ull * (t->idx + 1));
+        if (!t->rng)
+                t->rng = 1;
+        tw_wheel_init(&t->wheel, 0, on_timer, t);
+        return 0;
+}
+
+static void *thread_main(void *arg)
+{
+        lg_thread *t = arg;
+        lg_engine *e = t->eng;
+        const lg_opts *o = e->o;
+        bool has_event = lg_scenario_has_event(o);
+
+        t->err = thread_setup(t);
+        if (t->err < 0)
+                return NULL;
+        for (;;) {
+                struct __kernel_timespec ts;
+                struct io_uring_cqe *cqe;
+                unsigned head, seen = 0;
+                uint64_t wake_us, next;
+
+                t->now_us = lg_engine_now_us(e);
+                wake_us = t->now_us + LG_POLL_MS * 1000;
+                next = tw_wheel_next_expiry(&t->wheel);
+                if (next != UINT64_MAX && (t->wheel.now + next) * 1000 < wake_us)
+                        wake_us = (t->wheel.now + next) * 1000;
+                if (t->next_start < t->nconns && t->connecting < LG_CONNECTING_MAX &&
+                    ramp_due_us(t, t->next_start) < wake_us)
+                        wake_us = ramp_due_us(t, t->next_start);
+                if (has_event && !t->event_done && o->event_at_ms * 1000 < wake_us)
+                        wake_us = o->event_at_ms * 1000;
+                wake_us = wake_us > t->now_us ? wake_us - t->now_us : 0;
+                ts.tv_sec = (long long)(wake_us / 1000000);
+                ts.tv_nsec = (long long)(wake_us % 1000000) * 1000;
+                io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL);
+
+                t->now_us = lg_engine_now_us(e);
+                io_uring_for_each_cqe(&t->ring, head, cqe)
+                {
+                        dispatch(t, cqe);
+                        seen++;
+                }
+                io_uring_cq_advance(&t->ring, seen);
+                tw_wheel_advance(&t->wheel, t->now_us / 1000);
+                if (atomic_load_explicit(&e->stop, memory_order_acquire))
+                        break;
+                ramp(t);
+                if (has_event && !t->event_done && t->now_us >= o->event_at_ms * 1000)
+                        fire_event(t);
+                tw_bufring_publish(&t->bufs);
+        }
+        /* Tearing the ring down closes every slot: the server sees FINs. */
+        io_uring_submit(&t->ring);
+        return NULL;
+}
+
+/* ---- start / stop ---- */
+
+uint64_t lg_engine_now_us(const lg_engine *e)
+{
+        return tw_now_us() - e->t0_us;
+}
+
+int lg_engine_start(lg_engine *e, const lg_opts *o)
+{
+        unsigned n = o->threads ? o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+        struct rlimit rl;
+        uint32_t per_max = LG_MAX_PER_THREAD;
+        int ret;
+
+        memset(e, 0, sizeof(*e));
+        e->o = o;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)per_max + 100)
+                per_max = rl.rlim_cur > 200 ? (uint32_t)rl.rlim_cur - 100 : 100;
+        if (n == 0)
+                n = 1;
+        if ((uint64_t)n * per_max < o->connections) {
+                unsigned need = (unsigned)((o->connections + per_max - 1) / per_max);
+
+                fprintf(stderr,
+                        "tickwire-loadgen: %u connections need %u rings of at most %u "
+                        "(fixed-file table); using %u threads\n",
+                        o->connections, need, per_max, need);
+                n = need;
+        }
+        if (n > o->connections)
+                n = o->connections;
+        e->nthreads = n;
+        e->threads = calloc(n, sizeof(lg_thread));
+        if (!e->threads)
+                return -ENOMEM;
+        e->t0_us = tw_now_us();
+        for (unsigned i = 0; i < n; i++) {
+                lg_thread *t = &e->threads[i];
+
+                t->eng = e;
+                t->idx = i;
+                t->nconns = o->connections / n + (i < o->connections % n);
+                t->conns = calloc(t->nconns, sizeof(lg_conn));
+                if (!t->conns)
+                        return -ENOMEM;
+                lg_hist_init(&t->latency_us);
+                lg_hist_init(&t->handshake_us);
+                lg_hist_init(&t->close_us);
+        }
+        for (unsigned i = 0; i < n; i++) {
+                ret = pthread_create(&e->threads[i].thread, NULL, thread_main, &e->threads[i]);
+                if (ret) {
+                        fprintf(stderr, "tickwire-loadgen: pthread_create: %s\n", strerror(ret));
+                        atomic_store(&e->stop, 1);
+                        for (unsigned k = 0; k < i; k++)
+                                pthread_join(e->threads[k].thread, NULL);
+                        e->nthreads = i;
+                        return -ret;
+                }
+        }
+        return 0;
+}
+
+void lg_engine_stop(lg_engine *e)
+{
+        atomic_store_explicit(&e->stop, 1, memory_order_release);
+}
+
+void lg_engine_join(lg_engine *e)
+{
+        for (unsigned i = 0; i < e->nthreads; i++) {
+                lg_thread *t = &e->threads[i];
+
+                pthread_join(t->thread, NULL);
+                if (t->err == 0) {
+                        tw_bufring_free(&t->ring, &t->bufs);
+                        io_uring_queue_exit(&t->ring);
+                }
+        }
+}
+
+void lg_engine_free(lg_engine *e)
+{
+        for (unsigned i = 0; i < e->nthreads; i++) {
+                lg_thread *t = &e->threads[i];
+
+                for (uint32_t k = 0; k < t->nconns; k++) {
+                        free(t->conns[k].hs);
+                        free(t->conns[k].rd);
+                        out_free(&t->conns[k]);
+                }
+                free(t->conns);
+                free(t->power);
+                free(t->events);
+                lg_samples_free(&t->detect_ms);
+        }
+        free(e->threads);
+        e->threads = NULL;
+}
+
+void lg_engine_sum(const lg_engine *e, lg_counters *out)
+{
+        tw_counter *dst = (tw_counter *)out;
+        size_t n = sizeof(*out) / sizeof(tw_counter);
+
+        memset(out, 0, sizeof(*out));
+        for (unsigned i = 0; i < e->nthreads; i++) {
+                const tw_counter *src = (const tw_counter *)&e->threads[i].c;
+
+                for (size_t k = 0; k < n; k++)
+                        atomic_store_explicit(
+                            &dst[k],
+                            atomic_load_explicit(&dst[k], memory_order_relaxed) +
+                                atomic_load_explicit(&src[k], memory_order_relaxed),
+                            memory_order_relaxed);
+        }
+}

@@ -1,0 +1,159 @@
+/*
+ * engine — the client side of many WebSocket connections: one thread, one io_uring ring,
+ * one sparse fixed-file table, one provided-buffer ring and one timing wheel per thread.
+ * Each connection is a direct descriptor: the socket is made as a normal fd (so it can be
+ * bound to a source address with IP_BIND_ADDRESS_NO_PORT, and given SO_LINGER 0 when it
+ * will abort), registered into its fixed slot and closed at once, so the process fd
+ * limit bounds only sockets in the making, not connections. connect/send/recv/poll then
+ * run on the slot.
+ *
+ * Owns: threads, rings, struct lg_conn and its lazily allocated parts (handshake state,
+ * frame reader, output), the per-thread stats. Must not touch: the report format, the
+ * server's /metrics or log (main and probe do that), the scenario rules (asks scenario).
+ */
+#ifndef LG_ENGINE_H
+#define LG_ENGINE_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "opts.h"
+#include "stats.h"
+#include "tickwire/ring.h"
+#include "tickwire/wheel.h"
+#include "tickwire/ws.h"
+
+/* Most connections one ring holds: the fixed-file table is capped at RLIMIT_NOFILE
+ * (20,000 here) and a few normal fds must stay free for sockets in the making. */
+#define LG_MAX_PER_THREAD 19900
+
+enum lg_conn_state {
+        LG_IDLE = 0,   /* not started, or waiting out a reconnect backoff */
+        LG_CONNECTING, /* connect in flight */
+        LG_HANDSHAKE,  /* upgrade request sent, waiting for the 101 */
+        LG_OPEN,       /* WebSocket session, heartbeating */
+        LG_SILENT,     /* gone quiet on purpose (scenario silent) */
+        LG_CLOSING,    /* Close sent or received; waiting for the server's FIN */
+        LG_DEAD,       /* terminated; requests still in flight */
+        LG_DONE,       /* finished for this run */
+};
+
+enum lg_conn_flag {
+        LG_CF_RECV = 1 << 0,   /* multishot recv armed */
+        LG_CF_SEND = 1 << 1,   /* a send is in flight */
+        LG_CF_HIT = 1 << 2,    /* the scenario event hits this client */
+        LG_CF_ECHO = 1 << 3,   /* graceful: the server's Close echo arrived */
+        LG_CF_REOPEN = 1 << 4, /* after DEAD: reconnect instead of DONE */
+        LG_CF_EVER = 1 << 5,   /* has been open at least once */
+        LG_CF_PEERCL = 1 << 6, /* the server sent Close first (drain, restart) */
+};
+
+struct lg_hs;  /* handshake: the key and the response head so far */
+struct lg_out; /* output bytes, one buffer in flight and one filling */
+
+typedef struct lg_conn {
+        tw_timer timer;     /* connect/handshake deadline, app ping, close wait, backoff */
+        struct lg_hs *hs;   /* NULL once open */
+        struct lg_out *out; /* NULL when nothing is queued */
+        tw_ws_reader *rd;   /* NULL unless a frame is split across reads */
+        uint64_t t_us;      /* run clock: attempt start, then the event moment */
+        uint32_t id;        /* global client number: the scenario's hit rule keys on it */
+        uint32_t gen;       /* bumped per attempt: stale completions are ignored */
+        uint32_t hint_ms;   /* retry_ms from the server's Close, UINT32_MAX for none */
+        uint8_t state;      /* enum lg_conn_state */
+        uint8_t flags;      /* enum lg_conn_flag */
+        uint8_t inflight;   /* requests in flight on the slot */
+        uint8_t attempt;    /* reconnect attempts since the last session */
+} lg_conn;
+
+/* A power-silent client, for matching the server's detect lines after the run. */
+typedef struct lg_power_rec {
+        uint32_t addr; /* local IPv4 address, network order */
+        uint16_t port; /* local port, host order */
+        uint32_t id;
+        double silent_ms; /* run clock */
+} lg_power_rec;
+
+/* One CSV row. */
+enum lg_event_kind {
+        LG_EV_ESTABLISHED, /* value: connect + handshake time */
+        LG_EV_FAILED,      /* value: reason index (enum lg_fail) */
+        LG_EV_DETECTION,   /* value: detection latency (app silence) */
+        LG_EV_FALSE_DISCONNECT,
+        LG_EV_RECONNECT,       /* value: time since the drop */
+        LG_EV_CLOSE_ECHO,      /* value: Close round trip */
+        LG_EV_SILENT,          /* the client went silent */
+        LG_EV_POWER_DETECTION, /* value: server's age_ms from its detect line */
+        LG_EV__COUNT
+};
+extern const char *const lg_event_names[LG_EV__COUNT];
+
+typedef struct lg_event {
+        float t_ms;
+        float value_ms;
+        uint32_t id;
+        uint8_t kind;
+} lg_event;
+
+typedef struct lg_engine lg_engine;
+
+typedef struct lg_thread {
+        lg_engine *eng;
+        unsigned idx;
+        pthread_t thread;
+        struct io_uring ring;
+        tw_bufring bufs;
+        tw_wheel wheel;
+        tw_ws_reader scratch; /* reader for connections that own none */
+        lg_conn *conns;       /* client ids idx, idx + nthreads, ... */
+        uint32_t nconns;
+        uint32_t next_start; /* ramp: next connection to start */
+        uint32_t connecting; /* attempts in flight (connect or handshake) */
+        uint64_t now_us;     /* run clock, read once per loop turn */
+        uint64_t rng;        /* xorshift64: masks, keys, jitter */
+        bool event_done;
+        uint64_t last_first_us; /* run clock when a first attempt last resolved */
+
+        lg_counters c;        /* live: read by main's progress line */
+        lg_hist latency_us;   /* app ping round trips */
+        lg_hist handshake_us; /* connect start to 101 */
+        lg_hist close_us;     /* graceful: Close to echo */
+        lg_samples detect_ms; /* app silence detections */
+        lg_power_rec *power;
+        size_t npower, power_cap;
+        lg_event *events;
+        size_t nevents, events_cap;
+        int err; /* set up failure, negative errno */
+} lg_thread;
+
+struct lg_engine {
+        const lg_opts *o;
+        unsigned nthreads;
+        lg_thread *threads;
+        uint64_t t0_us; /* tw_now_us() at start: run clock zero */
+        _Atomic int stop;
+        _Atomic uint64_t first_drop_us; /* storm: run clock of the first drop + 1, 0 = none */
+        _Atomic uint64_t event_us;      /* run clock of the event + 1, 0 = not yet */
+};
+
+/* Picks the thread count, allocates and starts the threads. Returns 0 or a negative
+ * errno (with a line on stderr). */
+int lg_engine_start(lg_engine *e, const lg_opts *o);
+
+/* Asks every thread to finish its loop; returns at once. */
+void lg_engine_stop(lg_engine *e);
+
+/* Waits for the threads. Their stats stay readable until lg_engine_free(). */
+void lg_engine_join(lg_engine *e);
+void lg_engine_free(lg_engine *e);
+
+/* Live totals over all threads (relaxed reads). */
+void lg_engine_sum(const lg_engine *e, lg_counters *out);
+
+/* Run clock, microseconds since the engine started. */
+uint64_t lg_engine_now_us(const lg_engine *e);
+
+#endif

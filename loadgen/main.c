@@ -1,0 +1,425 @@
+/*
+ * tickwire-loadgen: the command line, the run, and the figures.
+ *
+ * main parses the flags, reads the server's baseline (/metrics, and its log when given),
+ * starts the engine threads and then watches from the side every 50 ms: the live
+ * progress line once a second, the server's gauge after an abort or graceful close, its
+ * detect lines during a power-silent run, the storm's way back. It decides when the run
+ * is over (--duration, or earlier when the scenario's question is answered), stops the
+ * engine, and turns everything into the summary, JSON and CSV.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "opts.h"
+#include "probe.h"
+#include "report.h"
+#include "scenario.h"
+
+#define LG_WATCH_MS    50
+#define LG_RATE_WINDOW 20 /* 20 x 50 ms: the sliding second for the peak accept rate */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+        (void)sig;
+        interrupted = 1;
+}
+
+static void sleep_ms(unsigned ms)
+{
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+        nanosleep(&ts, NULL);
+}
+
+static void read_rss(long *rss, long *hwm)
+{
+        char line[256];
+        FILE *f = fopen("/proc/self/status", "r");
+
+        *rss = *hwm = 0;
+        if (!f)
+                return;
+        while (fgets(line, sizeof(line), f)) {
+                if (!strncmp(line, "VmRSS:", 6))
+                        *rss = strtol(line + 6, NULL, 10);
+                else if (!strncmp(line, "VmHWM:", 6))
+                        *hwm = strtol(line + 6, NULL, 10);
+        }
+        fclose(f);
+}
+
+/* What main keeps while watching. */
+typedef struct lg_watch {
+        lg_scrape base;
+        bool have_base;
+        double gauge_return_ms;
+        double gauge_last;
+        uint64_t next_scrape_us;
+        double conn_seconds;
+        uint64_t win[LG_RATE_WINDOW]; /* established, every 50 ms */
+        unsigned win_n;
+        double peak_rate;
+        double all_back_ms;
+        double answered_at_ms; /* the scenario's question got its answer; < 0 not yet */
+} lg_watch;
+
+static void progress(const lg_engine *e, const lg_counters *c, uint64_t *last_msgs, double t_s,
+                     double dt_s)
+{
+        uint64_t msgs = TW_GET(c->msgs_received);
+
+        fprintf(stderr,
+                "[%6.1fs] connected %llu/%u failed %llu open %llu msgs/s %.0f silent %llu "
+                "detected %llu reconnects %llu\n",
+                t_s, (unsigned long long)TW_GET(c->established_first), e->o->connections,
+                (unsigned long long)TW_GET(c->failed), (unsigned long long)TW_GET(c->open),
+                dt_s > 0 ? (double)(msgs - *last_msgs) / dt_s : 0.0,
+                (unsigned long long)TW_GET(c->silent), (unsigned long long)TW_GET(c->detected),
+                (unsigned long long)TW_GET(c->reconnects));
+        *last_msgs = msgs;
+}
+
+/* One watch step; returns true when the run can end now. */
+static bool watch(lg_engine *e, lg_watch *w, lg_log *log, const lg_counters *c, uint64_t now_us,
+                  double exp_max)
+{
+        const lg_opts *o = e->o;
+        uint64_t ev = atomic_load(&e->event_us);
+        uint64_t drop = atomic_load(&e->first_drop_us);
+        uint64_t est = TW_GET(c->established);
+        uint64_t hits = lg_scenario_hit_count(o, o->connections);
+        double now_ms = now_us / 1000.0;
+
+        /* Peak accept rate: established per sliding second. */
+        if (w->win_n >= LG_RATE_WINDOW) {
+                double r = (double)(est - w->win[w->win_n % LG_RATE_WINDOW]) * 1000.0 /
+                           (LG_RATE_WINDOW * LG_WATCH_MS);
+                if (drop && r > w->peak_rate)
+                        w->peak_rate = r;
+        }
+        w->win[w->win_n++ % LG_RATE_WINDOW] = est;
+
+        switch (o->scenario) {
+        case LG_SC_ABORT:
+        case LG_SC_GRACEFUL:
+                if (ev && w->have_base && w->gauge_return_ms < 0 && now_us >= w->next_scrape_us) {
+                        lg_scrape s;
+                        double expected = w->base.connections + (double)TW_GET(c->open);
+
+                        w->next_scrape_us = now_us + 20000;
+                        if (lg_probe_scrape(&o->target, &s) == 0) {
+                                w->gauge_last = s.connections;
+                                if (s.connections <= expected &&
+                                    TW_GET(c->aborted) + TW_GET(c->closes_sent) >= hits) {
+                                        w->gauge_return_ms = now_ms - (ev - 1) / 1000.0;
+                                        w->answered_at_ms = now_ms;
+                                }
+                        }
+                }
+                /* Without a baseline nothing more can be learnt after every close ended. */
+                if (ev && !w->have_base && TW_GET(c->open) + hits <= o->connections &&
+                    now_ms > (ev - 1) / 1000.0 + o->close_timeout_ms + 500)
+                        return true;
+                return w->answered_at_ms >= 0 && now_ms >= w->answered_at_ms + 200;
+        case LG_SC_SILENT:
+                if (!ev || exp_max <= 0)
+                        return false;
+                /* Healthy clients must stay up through a whole window after the silence:
+                 * that is where a false disconnect would show. */
+                if (now_ms < (ev - 1) / 1000.0 + exp_max + 1000)
+                        return false;
+                if (o->silence == LG_SILENCE_APP)
+                        return TW_GET(c->detected) >= TW_GET(c->silent) &&
+                               TW_GET(c->silent) >= hits;
+                /* power: the log shows every drop, or there is no log to wait for. */
+                return !log || log->n >= TW_GET(c->silent);
+        case LG_SC_STORM:
+                if (drop && w->all_back_ms < 0 && TW_GET(c->open) >= o->connections) {
+                        w->all_back_ms = now_ms - (drop - 1) / 1000.0;
+                        w->answered_at_ms = now_ms;
+                }
+                /* A second later: the peak rate window has seen the tail. */
+                return w->answered_at_ms >= 0 && now_ms >= w->answered_at_ms + 1000;
+        default:
+                return false;
+        }
+}
+
+/* Matches power-silent clients with the server's detect lines by local address:port. */
+static void match_power(lg_engine *e, lg_log *log, lg_summary *s, lg_event **rows, size_t *nrows)
+{
+        size_t nrec = 0, k = 0;
+        lg_power_rec *recs;
+        bool *used;
+
+        for (unsigned i = 0; i < e->nthreads; i++)
+                nrec += e->threads[i].npower;
+        recs = calloc(nrec ? nrec : 1, sizeof(*recs));
+        used = calloc(log->n ? log->n : 1, sizeof(*used));
+        if (!recs || !used)
+                goto out;
+        for (unsigned i = 0; i < e->nthreads; i++)
+                for (size_t j = 0; j < e->threads[i].npower; j++)
+                        recs[k++] = e->threads[i].power[j];
+        for (size_t r = 0; r < nrec; r++) {
+                for (size_t l = 0; l < log->n; l++) {
+                        lg_detect_line *d = &log->lines[l];
+
+                        if (used[l] || d->port != recs[r].port || d->addr != recs[r].addr ||
+                            d->seen_ms < recs[r].silent_ms)
+                                continue;
+                        used[l] = true;
+                        lg_samples_add(&s->detect_ms, d->age_ms);
+                        lg_samples_add(&s->observed_ms, d->seen_ms - recs[r].silent_ms);
+                        lg_event *nr = realloc(*rows, (*nrows + 1) * sizeof(**rows));
+                        if (nr) {
+                                *rows = nr;
+                                (*rows)[(*nrows)++] =
+                                    (lg_event){(float)d->seen_ms, (float)d->age_ms, recs[r].id,
+                                               LG_EV_POWER_DETECTION};
+                        }
+                        break;
+                }
+        }
+        for (size_t l = 0; l < log->n; l++)
+                if (!used[l])
+                        s->unmatched++;
+out:
+        free(recs);
+        free(used);
+}
+
+/* Detection from the histogram delta when there is no log: each observation counted at
+ * its bucket's upper bound (an upper estimate), so outside-the-window is conservative. */
+static void detect_from_histogram(const lg_scrape *a, const lg_scrape *b, lg_summary *s)
+{
+        double prev = 0, prev_a = 0;
+
+        for (unsigned i = 0; i < b->nbuckets && i < a->nbuckets; i++) {
+                double n = (b->cum[i] - a->cum[i]) - (prev - prev_a);
+                double v = isinf(b->le[i]) ? 1e9 : b->le[i] * 1000.0;
+
+                for (double k = 0; k < n; k++)
+                        lg_samples_add(&s->detect_ms, v);
+                prev = b->cum[i];
+                prev_a = a->cum[i];
+        }
+}
+
+static void merge_threads(lg_engine *e, lg_summary *s, lg_event **rows, size_t *nrows)
+{
+        size_t total = 0;
+
+        lg_hist_init(&s->latency_us);
+        lg_hist_init(&s->handshake_us);
+        lg_hist_init(&s->close_us);
+        for (unsigned i = 0; i < e->nthreads; i++)
+                total += e->threads[i].nevents;
+        *rows = malloc((total ? total : 1) * sizeof(**rows));
+        *nrows = 0;
+        for (unsigned i = 0; i < e->nthreads; i++) {
+                lg_thread *t = &e->threads[i];
+
+                lg_hist_merge(&s->latency_us, &t->latency_us);
+                lg_hist_merge(&s->handshake_us, &t->handshake_us);
+                lg_hist_merge(&s->close_us, &t->close_us);
+                if (s->o->silence == LG_SILENCE_APP)
+                        lg_samples_merge(&s->detect_ms, &t->detect_ms);
+                if (*rows) {
+                        memcpy(*rows + *nrows, t->events, t->nevents * sizeof(**rows));
+                        *nrows += t->nevents;
+                }
+        }
+}
+
+int main(int argc, char **argv)
+{
+        static lg_opts o;
+        static lg_engine e;
+        static lg_summary s;
+        static lg_watch w;
+        lg_log log = {.fd = -1};
+        lg_log *logp = NULL;
+        lg_counters c;
+        lg_scrape after;
+        lg_event *rows = NULL;
+        size_t nrows = 0;
+        char err[256];
+        double exp_min = 0, exp_max = 0;
+        uint64_t ping_ms, idle_ms, last_msgs = 0, last_print_us = 0, last_us = 0;
+        uint64_t next_print_us = 1000000;
+        int ret, rc = 0;
+
+        ret = lg_opts_parse(&o, argc, argv, stdout, err, sizeof(err));
+        if (ret == 1)
+                return 0;
+        if (ret < 0) {
+                fprintf(stderr, "tickwire-loadgen: %s\n", err);
+                return 2;
+        }
+        if (o.scenario == LG_SC_MARKET || o.scenario == LG_SC_SLOW) {
+                fprintf(stderr,
+                        "tickwire-loadgen: --scenario %s: not implemented yet (pub/sub "
+                        "scenarios land with the topic work)\n",
+                        lg_scenario_name(o.scenario));
+                return 2;
+        }
+        if (o.server_log) {
+                ret = lg_log_open(&log, o.server_log);
+                if (ret < 0) {
+                        fprintf(stderr, "tickwire-loadgen: --server-log: %s: %s\n", o.server_log,
+                                strerror(-ret));
+                        return 2;
+                }
+                logp = &log;
+        }
+        ping_ms = o.srv_ping_set ? o.srv_ping_ms : (logp && log.have_settings ? log.ping_ms : 0);
+        idle_ms = o.srv_idle_set ? o.srv_idle_ms : (logp && log.have_settings ? log.idle_ms : 0);
+        s.have_expected = lg_scenario_expected(ping_ms, idle_ms, o.srv_tick_ms, &exp_min, &exp_max);
+
+        signal(SIGPIPE, SIG_IGN);
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+
+        w.have_base = lg_probe_scrape(&o.target, &w.base) == 0;
+        if (!w.have_base)
+                fprintf(stderr,
+                        "tickwire-loadgen: cannot scrape %s/metrics: the gauge and "
+                        "histogram checks are off\n",
+                        o.target_text);
+        w.gauge_return_ms = -1;
+        s.gauge_return_ms = -1;
+        w.all_back_ms = -1;
+        w.answered_at_ms = -1;
+
+        ret = lg_engine_start(&e, &o);
+        if (ret < 0) {
+                fprintf(stderr, "tickwire-loadgen: cannot start: %s\n", strerror(-ret));
+                return 1;
+        }
+        for (;;) {
+                uint64_t now_us;
+                bool done;
+
+                sleep_ms(LG_WATCH_MS);
+                now_us = lg_engine_now_us(&e);
+                lg_engine_sum(&e, &c);
+                if (logp)
+                        lg_log_poll(logp, now_us / 1000.0);
+                w.conn_seconds += (double)TW_GET(c.open) * (double)(now_us - last_us) / 1e6;
+                last_us = now_us;
+                if (!o.quiet && now_us >= next_print_us) {
+                        progress(&e, &c, &last_msgs, now_us / 1e6,
+                                 (double)(now_us - last_print_us) / 1e6);
+                        last_print_us = now_us;
+                        next_print_us += 1000000;
+                }
+                done = watch(&e, &w, logp, &c, now_us, s.have_expected ? exp_max : 0);
+                if (done || interrupted || now_us >= o.duration_ms * 1000)
+                        break;
+        }
+        lg_engine_stop(&e);
+        lg_engine_join(&e);
+        if (logp) {
+                sleep_ms(20);
+                lg_log_poll(logp, lg_engine_now_us(&e) / 1000.0);
+        }
+
+        /* ---- the figures ---- */
+        s.o = &o;
+        s.threads = e.nthreads;
+        s.elapsed_s = lg_engine_now_us(&e) / 1e6;
+        lg_engine_sum(&e, &s.c);
+        merge_threads(&e, &s, &rows, &nrows);
+        {
+                uint64_t last = 0;
+                for (unsigned i = 0; i < e.nthreads; i++)
+                        if (e.threads[i].last_first_us > last)
+                                last = e.threads[i].last_first_us;
+                /* The ramp ends when the last first attempt resolved (open or failed). */
+                s.ramp_s = last / 1e6;
+        }
+        s.rate_per_s = s.ramp_s > 0 ? (double)TW_GET(s.c.established_first) / s.ramp_s : 0;
+        s.msgs_per_s = s.elapsed_s > 0 ? (double)TW_GET(s.c.msgs_received) / s.elapsed_s : 0;
+        s.conn_seconds = w.conn_seconds;
+        if (w.conn_seconds > 0) {
+                /* Every heartbeat frame is its own segment on an idle connection: 52 bytes
+                 * of IPv4 + TCP (with timestamps) headers, and the bare ACK coming back. */
+                s.hb_bytes_per_conn_s = (double)TW_GET(s.c.hb_bytes) / w.conn_seconds;
+                s.hb_wire_per_conn_s =
+                    ((double)TW_GET(s.c.hb_bytes) + 104.0 * (double)TW_GET(s.c.hb_frames)) /
+                    w.conn_seconds;
+        }
+        s.hits = lg_scenario_hit_count(&o, o.connections);
+        s.silent = TW_GET(s.c.silent);
+        s.exp_min = exp_min;
+        s.exp_max = exp_max;
+        s.first_drop_ms = e.first_drop_us ? (e.first_drop_us - 1) / 1000.0 : -1;
+        s.all_back_ms = w.all_back_ms;
+        s.peak_accept_per_s = w.peak_rate;
+
+        memset(&after, 0, sizeof(after));
+        if (w.have_base && lg_probe_scrape(&o.target, &after) == 0) {
+                s.srv_det_count = after.det_count - w.base.det_count;
+                s.srv_det_sum_s = after.det_sum - w.base.det_sum;
+                s.srv_timeouts = after.heartbeat_timeouts - w.base.heartbeat_timeouts;
+        }
+        if (o.scenario == LG_SC_ABORT || o.scenario == LG_SC_GRACEFUL) {
+                s.have_gauge = w.have_base;
+                s.gauge_baseline = w.base.connections;
+                s.gauge_expected = w.base.connections + (double)TW_GET(s.c.open);
+                s.gauge_final = w.gauge_last;
+                s.gauge_return_ms = w.gauge_return_ms;
+        }
+        s.detect_source = "none";
+        if (o.scenario == LG_SC_SILENT) {
+                if (o.silence == LG_SILENCE_APP) {
+                        s.detect_source = "client";
+                } else if (logp) {
+                        s.detect_source = "server_log";
+                        match_power(&e, logp, &s, &rows, &nrows);
+                } else if (after.ok) {
+                        s.detect_source = "server_histogram";
+                        detect_from_histogram(&w.base, &after, &s);
+                }
+        }
+        lg_samples_sort(&s.detect_ms);
+        lg_samples_sort(&s.observed_ms);
+        if (s.have_expected)
+                for (size_t i = 0; i < s.detect_ms.n; i++)
+                        if (s.detect_ms.v[i] < exp_min || s.detect_ms.v[i] > exp_max)
+                                s.outside++;
+        read_rss(&s.rss_kib, &s.hwm_kib);
+
+        lg_report_table(stdout, &s);
+        fflush(stdout);
+        if (o.json_path && (ret = lg_report_json(o.json_path, &s)) < 0) {
+                fprintf(stderr, "tickwire-loadgen: --json %s: %s\n", o.json_path, strerror(-ret));
+                rc = 1;
+        }
+        if (o.csv_path && (ret = lg_report_csv(o.csv_path, rows, nrows)) < 0) {
+                fprintf(stderr, "tickwire-loadgen: --csv %s: %s\n", o.csv_path, strerror(-ret));
+                rc = 1;
+        }
+        for (unsigned i = 0; i < e.nthreads; i++)
+                if (e.threads[i].err < 0)
+                        rc = 1;
+        free(rows);
+        lg_samples_free(&s.detect_ms);
+        lg_samples_free(&s.observed_ms);
+        if (logp)
+                lg_log_close(logp);
+        lg_engine_free(&e);
+        return rc;
+}

@@ -1,0 +1,64 @@
+/*
+ * report — the end of a run as numbers: the summary table on stdout, the JSON report
+ * (exactly the DESIGN 7 fields, plus extras in their own keys) and the CSV of per-event
+ * samples.
+ *
+ * Owns: struct lg_summary and the three output formats. Must not touch: the engine or
+ * the server (main fills the summary from them).
+ */
+#ifndef LG_REPORT_H
+#define LG_REPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "engine.h"
+#include "opts.h"
+#include "stats.h"
+
+typedef struct lg_summary {
+        const lg_opts *o;
+        unsigned threads;
+        double elapsed_s;
+        lg_counters c; /* totals */
+
+        double rate_per_s; /* first connects / time to resolve them all */
+        double ramp_s;
+        lg_hist latency_us;   /* app ping round trips */
+        lg_hist handshake_us; /* connect + 101 */
+        lg_hist close_us;     /* graceful Close round trips */
+        double msgs_per_s;
+
+        const char *detect_source; /* "client" (app), "server_log", "server_histogram", "none" */
+        lg_samples detect_ms;      /* sorted */
+        lg_samples observed_ms;    /* power + log: line read time - silent time, sorted */
+        bool have_expected;
+        double exp_min, exp_max;
+        uint64_t outside;
+        uint64_t silent;    /* clients that went silent */
+        uint64_t hits;      /* clients the event was meant to hit */
+        uint64_t unmatched; /* detect lines for peers that were not silent */
+
+        bool have_gauge;
+        double gauge_baseline, gauge_expected, gauge_final;
+        double gauge_return_ms;              /* < 0: never returned while we watched */
+        double srv_det_count, srv_det_sum_s; /* histogram deltas over the run */
+        double srv_timeouts;
+
+        double first_drop_ms, all_back_ms; /* storm; < 0: n/a */
+        double peak_accept_per_s;
+
+        double hb_bytes_per_conn_s; /* WebSocket heartbeat bytes, both ways */
+        double hb_wire_per_conn_s;  /* + TCP/IP headers and a bare ACK per frame */
+        double conn_seconds;
+
+        long rss_kib, hwm_kib;
+} lg_summary;
+
+void lg_report_table(FILE *out, const lg_summary *s);
+int lg_report_json(const char *path, const lg_summary *s);
+/* rows: every thread's events, in any order. */
+int lg_report_csv(const char *path, const lg_event *rows, size_t n);
+
+#endif
