@@ -10,7 +10,10 @@
  *         never idle and no queue reaches --max-queue: the delivered rate is the most
  *         the server (and this client) can do.
  *   p%:   open loop at p % of the max delivered rate (--latency-at 50,90), publishing
- *         bursts of --burst at the matching interval; latency = receive time − the
+ *         bursts of --lat-burst (default 1: a burst of b messages to S subscribers is
+ *         b x S deliveries, and the last of them waits for all before it, so bursts
+ *         measure the burst's drain time, not the server's latency) at the matching
+ *         interval, each phase starting from drained queues; latency = receive time − the
  *         publisher's CLOCK_MONOTONIC timestamp carried in the 64-byte message data.
  *
  * Delivered msgs/s counts topic messages received by subscribers. Server CPU comes from
@@ -78,17 +81,18 @@ struct thr {
 static struct {
         const char *host;
         int port;
-        uint32_t subs, topics, publishers, threads, burst, window;
+        uint32_t subs, topics, publishers, threads, burst, window, lat_burst;
         double seconds;
         int pid;
         double at[MAXPHASES];
         int nat;
         const char *token;
-} opt = {"127.0.0.1", 8080, 10000, 1, 1, 1, 32, 64, 5, 0, {50, 90}, 2, NULL};
+} opt = {"127.0.0.1", 8080, 10000, 1, 1, 1, 32, 64, 1, 5, 0, {50, 90}, 2, NULL};
 
 static struct thr *T;
 static _Atomic int running = 1;
-static _Atomic double pub_rate;  /* publishes/s; 0 = closed loop (max) */
+static _Atomic double pub_rate;  /* publishes/s; 0 = closed loop (max), < 0 = paused */
+static _Atomic uint32_t burst;   /* messages per publish burst in this phase */
 static _Atomic uint64_t pub_sent; /* publish messages sent */
 
 static uint64_t now_ns(void)
@@ -351,15 +355,19 @@ static void publish_some(struct thr *t, uint64_t *next_ns, uint32_t *rr)
         uint64_t now = now_ns();
         uint32_t want = 0;
 
+        if (rate < 0) {
+                *next_ns = now;
+                return;
+        }
         if (rate == 0) {
                 double outstanding =
                     (double)GET(pub_sent) * fanout() - (double)SUM(delivered);
 
                 if (outstanding / opt.subs < opt.window)
-                        want = opt.burst;
+                        want = atomic_load(&burst);
         } else if (now >= *next_ns) {
-                want = opt.burst;
-                *next_ns += (uint64_t)(1e9 * opt.burst / rate);
+                want = atomic_load(&burst);
+                *next_ns += (uint64_t)(1e9 * want / rate);
                 if (*next_ns < now - 100000000ull) /* far behind: do not binge */
                         *next_ns = now;
         }
@@ -467,13 +475,20 @@ static double pct(const uint64_t *h, uint64_t total, double q)
 }
 
 /* Runs one phase; returns delivered msgs/s. */
-static double phase(const char *name, double rate_pub)
+static double phase(const char *name, double rate_pub, uint32_t nburst)
 {
         struct sample a = {0}, b = {0};
         struct timespec ts = {1, 0};
         double secs, dps, cpu;
         uint64_t n = 0;
 
+        /* Start from empty queues: pause until everything published has arrived. */
+        atomic_store(&pub_rate, -1.0);
+        for (int i = 0; i < 1000 && (double)SUM(delivered) < (double)GET(pub_sent) * fanout(); i++) {
+                struct timespec w = {0, 10000000};
+                nanosleep(&w, NULL);
+        }
+        atomic_store(&burst, nburst);
         atomic_store(&pub_rate, rate_pub);
         nanosleep(&ts, NULL); /* warm up at this rate */
         take(&a);
@@ -491,7 +506,7 @@ static double phase(const char *name, double rate_pub)
         }
         printf("| %-8s | %6u | %6u | %5u | %12.0f | %12.0f | %7.0f %% | %12.0f | %6llu | %8.0f | "
                "%8.0f | %8.0f | %8.0f |\n",
-               name, opt.subs, opt.topics, opt.burst, rate_pub * fanout(), dps, cpu * 100,
+               name, opt.subs, opt.topics, nburst, rate_pub * fanout(), dps, cpu * 100,
                cpu > 0 ? dps / cpu : 0, (unsigned long long)(b.gaps - a.gaps),
                pct(b.hist, n, 0.50), pct(b.hist, n, 0.90), pct(b.hist, n, 0.99),
                pct(b.hist, n, 0.999));
@@ -506,7 +521,8 @@ static void usage(void)
         fprintf(stderr,
                 "usage: bench_fanout [--target 127.0.0.1:8080] [--subs 10000] [--topics 1]\n"
                 "       [--publishers 1] [--threads 1] [--burst 32] [--window 64] [--seconds 5]\n"
-                "       [--latency-at 50,90] [--pid SERVER_PID] [--token T]\n");
+                "       [--lat-burst 1] [--latency-at 50,90] [--pid SERVER_PID] [--token T]\n"
+                );
         exit(2);
 }
 
@@ -541,6 +557,8 @@ int main(int argc, char **argv)
                         opt.threads = (uint32_t)atoi(v);
                 } else if (!strcmp(a, "--burst")) {
                         opt.burst = (uint32_t)atoi(v);
+                } else if (!strcmp(a, "--lat-burst")) {
+                        opt.lat_burst = (uint32_t)atoi(v);
                 } else if (!strcmp(a, "--window")) {
                         opt.window = (uint32_t)atoi(v);
                 } else if (!strcmp(a, "--seconds")) {
@@ -614,12 +632,12 @@ int main(int argc, char **argv)
         printf("| -------- | ------ | ------ | ----- | ------------ | ------------ | --------- "
                "| ------------ | ------ | -------- | -------- | -------- | -------- |\n");
         atomic_store(&running, 2);
-        max = phase("max", 0);
+        max = phase("max", 0, opt.burst);
         for (int i = 0; i < opt.nat; i++) {
                 char name[16];
 
                 snprintf(name, sizeof(name), "%.0f%%", opt.at[i]);
-                phase(name, max * opt.at[i] / 100.0 / fanout());
+                phase(name, max * opt.at[i] / 100.0 / fanout(), opt.lat_burst);
         }
         atomic_store(&running, 0);
         for (uint32_t i = 0; i < opt.threads; i++)

@@ -266,8 +266,7 @@ static void bench_handshakes(void)
                 dt = now_s() - t0;
                 printf("| %-7s | %14u | %8llu | %7llu | %6llu | %10.0f |\n",
                        resume ? "resumed" : "full", opt.threads, (unsigned long long)done,
-                       (unsigned long long)reused, (unsigned long long)failed,
-                       (double)done / dt);
+                       (unsigned long long)reused, (unsigned long long)failed, (double)done / dt);
         }
 }
 

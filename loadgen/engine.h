@@ -116,6 +116,7 @@ typedef struct lg_thread {
         uint64_t rng;        /* xorshift64: masks, keys, jitter */
         bool event_done;
         uint64_t last_first_us; /* run clock when a first attempt last resolved */
+        uint64_t port_cursor;   /* next (source, port) pair this thread binds */
 
         lg_counters c;        /* live: read by main's progress line */
         lg_hist latency_us;   /* app ping round trips */

@@ -9,6 +9,10 @@
  * one worker resumes on another), and each TLS connection's WOLFSSL object (tw_conn.tls).
  * Must not touch: sockets, the ring, connection state beyond the few hooks below.
  *
+ * Which listeners: only --tls-listen entries serve TLS; --listen stays plain even when
+ * --tls-cert/--tls-key are given, so plain and TLS run side by side (e.g. --listen
+ * 127.0.0.1:8080 --tls-listen 127.0.0.1:8443).
+ *
  * Policy (both sides): TLS 1.2 minimum; ciphers TLS13-CHACHA20-POLY1305 first (this
  * wolfSSL build has no AES-NI), then TLS 1.3 AES-GCM, then ECDHE ChaCha20/AES-GCM for
  * TLS 1.2 — never NULL, RC4, anon, CBC or static RSA, which the Debian build also carries;
