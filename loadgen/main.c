@@ -236,7 +236,7 @@ static void merge_threads(lg_engine *e, lg_summary *s, lg_event **rows, size_t *
                 lg_hist_merge(&s->close_us, &t->close_us);
                 if (s->o->silence == LG_SILENCE_APP)
                         lg_samples_merge(&s->detect_ms, &t->detect_ms);
-                if (*rows) {
+                if (*rows && t->nevents) {
                         memcpy(*rows + *nrows, t->events, t->nevents * sizeof(**rows));
                         *nrows += t->nevents;
                 }

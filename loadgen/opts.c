@@ -44,17 +44,43 @@ void lg_opts_usage(FILE *out)
             "                           [online CPUs]\n"
             "\n"
             "Scenario:\n"
-            "  --scenario S             idle|silent|abort|graceful|storm (market|slow: not yet)\n"
-            "                           [idle]\n"
+            "  --scenario S             idle|market|silent|abort|graceful|storm|slow [idle]\n"
             "  --duration DUR           whole run, from the first connect [60s]\n"
-            "  --silent-at DUR          when the event hits (silent, abort, graceful) [10s]\n"
+            "  --silent-at DUR          when the event hits (silent, abort, graceful, slow)\n"
+            "                           [10s]\n"
             "  --silent-fraction F      share of clients it hits [0.1; abort/graceful: 1]\n"
+            "  --slow-fraction F        slow: the same, for subscribers that stop reading\n"
+            "  --resume-at DUR          slow: when the slow subscribers read again (what\n"
+            "                           they find is reported) [duration - 3s]\n"
+            "  --server-pid PID         slow: sample the server's VmRSS from /proc/PID\n"
             "  --silence app|power      app: stop talking and reading, kernel still ACKs;\n"
             "                           power: also drop every packet (BPF filter) [app]\n"
             "  --close-timeout DUR      graceful: wait this long for the Close echo [2s]\n"
             "  --no-jitter              storm: plain exponential backoff, no full jitter\n"
             "  --backoff-base DUR       storm: first backoff step [1s]\n"
             "  --backoff-cap DUR        storm: backoff ceiling [30s]\n"
+            "\n"
+            "Pub/sub (market, slow; storm too when --topics is given: it resubscribes with\n"
+            "\"since\" after each reconnect and counts what the resume lost):\n"
+            "  --topics N               topics lg.0 .. lg.N-1 [100]\n"
+            "  --zipf S                 subscriber i takes topic k with probability\n"
+            "                           ~ 1/(k+1)^S (one topic each) [1.0]\n"
+            "  --publishers K           publishing connections, extra to --connections [1]\n"
+            "  --publish-rate R         messages/s over all publishers; each publisher goes\n"
+            "                           round-robin over its share of the topics [10000]\n"
+            "  --payload B              bytes of each published value\n"
+            "                           {\"t\":<send time us>,\"p\":\"xx..\"} [64]\n"
+            "  --burst N                messages per publisher per tick: the tick is N/rate\n"
+            "                           (timers have 1 ms grain) [0: rate/1000, at least 1]\n"
+            "  --publish-via http|ws    POST /publish on keep-alive connections, or\n"
+            "                           {\"type\":\"publish\"} over WebSocket [http]\n"
+            "  --publish-token T        sent as 'Authorization: Bearer T'\n"
+            "\n"
+            "TLS:\n"
+            "  --tls                    wss://: wolfSSL, ciphertext through the ring\n"
+            "  --insecure               accept any server certificate\n"
+            "  --ca FILE                PEM CA(s) to verify the server [system store]\n"
+            "  --sni NAME               server name to send and verify [none]\n"
             "\n"
             "Heartbeat (client side):\n"
             "  --ping-interval DUR      app ping {\"type\":\"ping\",\"time\":T} period [30s]\n"
@@ -73,10 +99,7 @@ void lg_opts_usage(FILE *out)
             "  --csv FILE               per-event samples: event,conn,t_ms,value_ms\n"
             "  --quiet                  no live progress on stderr\n"
             "  --seed N                 PRNG seed [time]\n"
-            "  --help                   this text\n"
-            "\n"
-            "Accepted for the market/slow scenarios (not implemented yet):\n"
-            "  --topics N [100]  --publish-rate R [10000]  --payload BYTES [64]  --tls\n",
+            "  --help                   this text\n",
             out);
 }
 
@@ -108,6 +131,15 @@ static void defaults(lg_opts *o)
         o->topics = 100;
         o->publish_rate = 10000;
         o->payload = 64;
+        o->zipf_s = 1.0;
+        o->publishers = 1;
+        o->pub_via = LG_PUB_HTTP;
+}
+
+bool lg_opts_pubsub(const lg_opts *o)
+{
+        return o->scenario == LG_SC_MARKET || o->scenario == LG_SC_SLOW ||
+               (o->scenario == LG_SC_STORM && o->topics_set);
 }
 
 static int parse_u32(const char *s, uint32_t *v)
@@ -231,16 +263,56 @@ static int apply(lg_opts *o, const char *f, const char *v)
                         return -EINVAL;
                 return 0;
         }
-        if (!strcmp(f, "silent-fraction")) {
+        if (!strcmp(f, "silent-fraction") || !strcmp(f, "slow-fraction")) {
                 if (parse_double(v, &o->fraction) < 0 || o->fraction < 0 || o->fraction > 1)
                         return -EINVAL;
                 o->fraction_set = true;
                 return 0;
         }
-        if (!strcmp(f, "topics"))
-                return parse_u32(v, &o->topics);
+        if (!strcmp(f, "topics")) {
+                o->topics_set = true;
+                return parse_u32(v, &o->topics) < 0 || o->topics == 0 ? -EINVAL : 0;
+        }
+        if (!strcmp(f, "zipf"))
+                return parse_double(v, &o->zipf_s) < 0 || o->zipf_s < 0 || o->zipf_s > 10
+                           ? -EINVAL
+                           : 0;
+        if (!strcmp(f, "publishers"))
+                return parse_u32(v, &o->publishers) < 0 || o->publishers > 10000 ? -EINVAL : 0;
+        if (!strcmp(f, "burst"))
+                return parse_u32(v, &o->burst) < 0 || o->burst > 100000 ? -EINVAL : 0;
+        if (!strcmp(f, "publish-via")) {
+                if (!strcmp(v, "http"))
+                        o->pub_via = LG_PUB_HTTP;
+                else if (!strcmp(v, "ws"))
+                        o->pub_via = LG_PUB_WS;
+                else
+                        return -EINVAL;
+                return 0;
+        }
+        if (!strcmp(f, "publish-token")) {
+                if (!*v || strpbrk(v, "\r\n"))
+                        return -EINVAL;
+                o->publish_token = v;
+                return 0;
+        }
+        if (!strcmp(f, "server-pid")) {
+                uint32_t pid;
+                if (parse_u32(v, &pid) < 0 || pid == 0 || pid > INT32_MAX)
+                        return -EINVAL;
+                o->server_pid = (int)pid;
+                return 0;
+        }
+        if (!strcmp(f, "ca")) {
+                o->ca_file = v;
+                return 0;
+        }
+        if (!strcmp(f, "sni")) {
+                o->sni = v;
+                return 0;
+        }
         if (!strcmp(f, "payload"))
-                return parse_u32(v, &o->payload);
+                return parse_u32(v, &o->payload) < 0 || o->payload > (1u << 16) ? -EINVAL : 0;
         if (!strcmp(f, "publish-rate"))
                 return parse_double(v, &o->publish_rate) < 0 || o->publish_rate < 0 ? -EINVAL : 0;
         if (!strcmp(f, "seed")) {
@@ -271,6 +343,8 @@ static int apply(lg_opts *o, const char *f, const char *v)
                 o->ping_interval_ms = ms;
         else if (!strcmp(f, "silent-at"))
                 o->event_at_ms = ms;
+        else if (!strcmp(f, "resume-at"))
+                o->resume_at_ms = ms;
         else if (!strcmp(f, "connect-timeout"))
                 o->connect_timeout_ms = ms;
         else if (!strcmp(f, "close-timeout"))
@@ -294,8 +368,8 @@ static int apply(lg_opts *o, const char *f, const char *v)
         return 0;
 }
 
-static const char *const bool_flags[] = {"no-pong", "no-app-ping", "no-jitter",
-                                         "quiet",   "tls",         NULL};
+static const char *const bool_flags[] = {"no-pong", "no-app-ping", "no-jitter", "quiet",
+                                         "tls",     "insecure",    NULL};
 static const char *const value_flags[] = {"target",
                                           "path",
                                           "connections",
@@ -305,6 +379,16 @@ static const char *const value_flags[] = {"target",
                                           "scenario",
                                           "silence",
                                           "silent-fraction",
+                                          "slow-fraction",
+                                          "resume-at",
+                                          "server-pid",
+                                          "zipf",
+                                          "publishers",
+                                          "burst",
+                                          "publish-via",
+                                          "publish-token",
+                                          "ca",
+                                          "sni",
                                           "topics",
                                           "payload",
                                           "publish-rate",
@@ -371,6 +455,8 @@ int lg_opts_parse(lg_opts *o, int argc, char **argv, FILE *out, char *err, size_
                                 o->jitter = false;
                         else if (!strcmp(name, "quiet"))
                                 o->quiet = true;
+                        else if (!strcmp(name, "insecure"))
+                                o->insecure = true;
                         else
                                 o->tls = true;
                         continue;
@@ -398,8 +484,25 @@ int lg_opts_parse(lg_opts *o, int argc, char **argv, FILE *out, char *err, size_
                 snprintf(err, errlen, "--server-idle-timeout: must exceed --server-ping-interval");
                 return -EINVAL;
         }
-        if (o->tls) {
-                snprintf(err, errlen, "--tls: not supported by this loadgen yet");
+        if ((o->insecure || o->ca_file || o->sni) && !o->tls) {
+                snprintf(err, errlen, "--insecure/--ca/--sni: only with --tls");
+                return -EINVAL;
+        }
+        if (o->scenario == LG_SC_SLOW) {
+                if (!o->fraction_set)
+                        o->fraction = 0.1;
+                if (!o->resume_at_ms)
+                        o->resume_at_ms = o->duration_ms > 6000 ? o->duration_ms - 3000
+                                                                : o->duration_ms / 2;
+                if (o->resume_at_ms <= o->event_at_ms || o->resume_at_ms >= o->duration_ms) {
+                        snprintf(err, errlen,
+                                 "--resume-at: must fall after --silent-at and before the end "
+                                 "of --duration");
+                        return -EINVAL;
+                }
+        }
+        if (lg_opts_pubsub(o) && o->publishers > 0 && o->topics < o->publishers) {
+                snprintf(err, errlen, "--publishers: at most --topics (each owns its topics)");
                 return -EINVAL;
         }
         return 0;

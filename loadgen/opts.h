@@ -22,11 +22,13 @@ enum lg_scenario {
         LG_SC_ABORT,
         LG_SC_GRACEFUL,
         LG_SC_STORM,
-        LG_SC_MARKET, /* not implemented here: pub/sub lands separately (see scenario.c) */
-        LG_SC_SLOW,   /* idem */
+        LG_SC_MARKET, /* pub/sub: Zipf subscribers, paced publishers, e2e latency */
+        LG_SC_SLOW,   /* market, and some subscribers stop reading at --silent-at */
 };
 
 enum lg_silence { LG_SILENCE_APP, LG_SILENCE_POWER };
+
+enum lg_publish_via { LG_PUB_HTTP, LG_PUB_WS };
 
 typedef struct lg_opts {
         struct sockaddr_in target;              /* --target */
@@ -60,12 +62,27 @@ typedef struct lg_opts {
         const char *csv_path;   /* --csv */
         bool quiet;             /* --quiet: no live progress */
         uint64_t seed;          /* --seed: PRNG seed (masks, keys, jitter) */
-        /* market / slow: parsed so command lines from DESIGN 7 are accepted. */
-        uint32_t topics;
-        double publish_rate;
-        uint32_t payload;
-        bool tls;
+        /* pub/sub (market, slow; storm when --topics is given) */
+        uint32_t topics;              /* --topics: lg.0 .. lg.N-1 */
+        bool topics_set;              /* given explicitly (turns pub/sub on for storm) */
+        double zipf_s;                /* --zipf: subscription popularity exponent [1] */
+        uint32_t publishers;          /* --publishers: publishing connections [1] */
+        double publish_rate;          /* --publish-rate: messages/s, all publishers */
+        uint32_t payload;             /* --payload: bytes of each published JSON value */
+        uint32_t burst;               /* --burst: messages per publisher tick; 0 = auto */
+        enum lg_publish_via pub_via;  /* --publish-via http|ws [http] */
+        const char *publish_token;    /* --publish-token: Bearer for /publish or the 101 */
+        uint64_t resume_at_ms;        /* slow: when slow clients read again; 0 = auto */
+        int server_pid;               /* --server-pid: the server's RSS is sampled */
+        /* TLS */
+        bool tls;             /* --tls: wss:// (wolfSSL over the ring) */
+        bool insecure;        /* --insecure: accept any certificate */
+        const char *ca_file;  /* --ca: PEM to verify the server with [system store] */
+        const char *sni;      /* --sni: server name sent and verified [none] */
 } lg_opts;
+
+/* The scenario publishes and subscribes (market, slow, and storm with --topics). */
+bool lg_opts_pubsub(const lg_opts *o);
 
 /* Parses argv over the defaults. Returns 0, 1 when --help was printed to `out`, or
  * -EINVAL with one line naming the flag in err. */

@@ -56,8 +56,29 @@ typedef struct lg_counters {
         tw_counter close_echoes;   /* graceful: the server's echo */
         tw_counter close_timeouts; /* graceful: no echo in time */
         tw_counter aborted;        /* abort: RSTs sent */
-        tw_counter gaps;           /* message sequence jumps (market) */
+        tw_counter gaps;           /* topic seq jumps seen by reading subscribers */
         tw_counter done_first;     /* first attempts resolved (open or failed) */
+        /* pub/sub */
+        tw_counter topic_msgs;   /* {"type":"message"} received by reading subscribers */
+        tw_counter lost;         /* seqs missing in those jumps */
+        tw_counter subscribed;   /* subscribe acknowledgements */
+        tw_counter resumes;      /* resubscribes with "since" (storm) */
+        tw_counter unrecovered;  /* ... answered "recovered":false */
+        tw_counter resume_gaps;  /* jumps in the first message after a resume */
+        tw_counter resume_lost;  /* seqs missing there */
+        tw_counter pub_sent;     /* publishes written */
+        tw_counter pub_acked;    /* 200 {"seq":S} or {"type":"published"} */
+        tw_counter pub_errors;   /* any other answer */
+        tw_counter pub_skipped;  /* due but not sent: too many unanswered */
+        tw_counter proto_errors; /* {"type":"error"} from the server */
+        /* slow: the subscribers that stopped reading */
+        tw_counter slow_paused;  /* stopped reading */
+        tw_counter slow_resumed; /* read again */
+        tw_counter slow_msgs;    /* topic messages they read after resuming */
+        tw_counter slow_jumps;   /* seq jumps in what they read (conflation) */
+        tw_counter slow_lost;    /* seqs missing there */
+        tw_counter slow_1013;    /* Close 1013 (disconnect policy) */
+        tw_counter slow_dropped; /* server ended the session (FIN/RST, other Close) */
 } lg_counters;
 
 /* Log-linear histogram: 32 sub-buckets per power of two (about 3 % resolution) over

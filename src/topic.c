@@ -59,9 +59,9 @@ typedef struct tw_topic {
         struct tw_topic *_Atomic next; /* hash chain (lock-free readers) */
         uint32_t id;                   /* frame->topic_id, from 1 */
         uint32_t hash;
-        pthread_mutex_t mu;       /* the sequencer: seq, hist, local[*]->n */
-        tw_history hist;          /* hist.last is the topic's seq */
-        struct tw_local **local;  /* [nworkers]; allocated by that worker on first use */
+        pthread_mutex_t mu;      /* the sequencer: seq, hist, local[*]->n */
+        tw_history hist;         /* hist.last is the topic's seq */
+        struct tw_local **local; /* [nworkers]; allocated by that worker on first use */
         uint8_t name_len;
         char name[TW_TOPIC_MAX + 1];
 } tw_topic;
@@ -113,8 +113,8 @@ size_t tw_topic_encode(uint8_t *out, size_t cap, tw_span topic, uint64_t seq, tw
 {
         char digits[24];
         int nd = snprintf(digits, sizeof(digits), "%" PRIu64, seq);
-        size_t plen = sizeof(ENV_A) - 1 + topic.n + sizeof(ENV_B) - 1 + (size_t)nd +
-                      sizeof(ENV_C) - 1 + data.n + 1;
+        size_t plen = sizeof(ENV_A) - 1 + topic.n + sizeof(ENV_B) - 1 + (size_t)nd + sizeof(ENV_C) -
+                      1 + data.n + 1;
         uint8_t hdr[TW_WS_MAX_HEADER];
         size_t hlen = tw_ws_header_build(hdr, TW_WS_OP_TEXT, true, plen, NULL);
         uint8_t *p = out;
@@ -262,8 +262,8 @@ static uint32_t hash_name(tw_span s)
 
 static tw_topic *find(struct tw_topics *r, tw_span name, uint32_t hash)
 {
-        tw_topic *t = atomic_load_explicit(&r->buckets[hash & (TW_TOPIC_BUCKETS - 1)],
-                                           memory_order_acquire);
+        tw_topic *t =
+            atomic_load_explicit(&r->buckets[hash & (TW_TOPIC_BUCKETS - 1)], memory_order_acquire);
 
         for (; t; t = atomic_load_explicit(&t->next, memory_order_acquire))
                 if (t->hash == hash && t->name_len == name.n && !memcmp(t->name, name.p, name.n))
@@ -591,7 +591,8 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
                         send_error(w, c, "internal", "out of memory");
                 return;
         }
-        n = snprintf(buf, sizeof(buf), "{\"type\":\"published\",\"topic\":\"%.*s\",\"seq\":%" PRId64 "}",
+        n = snprintf(buf, sizeof(buf),
+                     "{\"type\":\"published\",\"topic\":\"%.*s\",\"seq\":%" PRId64 "}",
                      (int)m->topic.n, m->topic.p, seq);
         send_text(w, c, buf, (size_t)n);
 }
@@ -762,7 +763,9 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
         n = snprintf(buf, sizeof(buf),
                      "{\"type\":\"subscribed\",\"topic\":\"%.*s\",\"seq\":%" PRIu64 "%s}",
                      (int)m->topic.n, m->topic.p, last,
-                     recovered < 0 ? "" : recovered ? ",\"recovered\":true" : ",\"recovered\":false");
+                     recovered < 0 ? ""
+                     : recovered   ? ",\"recovered\":true"
+                                   : ",\"recovered\":false");
         send_text(w, c, buf, (size_t)n);
 }
 

@@ -20,7 +20,8 @@ static size_t enc(uint8_t *out, size_t cap, const char *topic, uint64_t seq, con
 Test(encode, small_exact)
 {
         uint8_t out[256];
-        const char *want = "{\"type\":\"message\",\"topic\":\"AAPL\",\"seq\":42,\"data\":{\"p\":1.50e+3}}";
+        const char *want =
+            "{\"type\":\"message\",\"topic\":\"AAPL\",\"seq\":42,\"data\":{\"p\":1.50e+3}}";
         size_t n = enc(out, sizeof(out), "AAPL", 42, "{\"p\":1.50e+3}", 13);
 
         cr_assert_eq(n, 2 + strlen(want));
@@ -41,8 +42,10 @@ static void check_len(size_t dlen)
         memset(data, '7', dlen);
         n = enc(out, cap, "T", 18446744073709551615ull, data, dlen);
         cr_assert_gt(n, 0);
-        plen = strlen("{\"type\":\"message\",\"topic\":\"T\",\"seq\":18446744073709551615,\"data\":}") +
-               dlen;
+        plen =
+            strlen(
+                "{\"type\":\"message\",\"topic\":\"T\",\"seq\":18446744073709551615,\"data\":}") +
+            dlen;
         hlen = plen < 126 ? 2 : plen < 65536 ? 4 : 10;
         cr_assert_eq(n, hlen + plen, "dlen %zu", dlen);
         if (hlen == 4)
@@ -59,7 +62,8 @@ static void check_len(size_t dlen)
 
 Test(encode, header_boundaries)
 {
-        size_t env = strlen("{\"type\":\"message\",\"topic\":\"T\",\"seq\":18446744073709551615,\"data\":}");
+        size_t env =
+            strlen("{\"type\":\"message\",\"topic\":\"T\",\"seq\":18446744073709551615,\"data\":}");
 
         for (size_t d = 1; d < 8; d++) {
                 check_len(125 - env - 4 + d);
