@@ -140,12 +140,12 @@ static int outq_push(tw_conn *c, tw_frame *f)
 
 /* ---- slow consumers: a session's queue over --max-queue (the rule is topic.c's) ---- */
 
-/* Entries of the queue a conflation must leave alone: those the send in flight may cover
- * (at most server.c's TW_IOV_MAX, 64, from the head) or a partly sent head. */
+/* Entries of the queue a conflation must leave alone: those the send in flight covers
+ * (o->sending, from the head) or a partly sent head. */
 static uint32_t outq_pinned(const tw_conn *c, uint64_t *bytes)
 {
         const struct tw_outq *o = c->out;
-        uint32_t n = (c->flags & TW_CF_SEND) ? (o->count < 64 ? o->count : 64) : (o->off ? 1 : 0);
+        uint32_t n = (c->flags & TW_CF_SEND) ? o->sending : (o->off ? 1 : 0);
 
         *bytes = 0;
         for (uint32_t i = 0; i < n; i++)
