@@ -282,7 +282,7 @@ uint64_t tw_outq_complete(tw_conn *c, size_t sent)
         return left;
 }
 
-static void send_text(struct tw_worker *w, tw_conn *c, const void *p, size_t n)
+void tw_conn_send_text(struct tw_worker *w, tw_conn *c, const void *p, size_t n)
 {
         tw_frame *f = tw_frame_ws(TW_WS_OP_TEXT, p, n);
 
@@ -300,7 +300,7 @@ static void send_error(struct tw_worker *w, tw_conn *c, const char *code, const 
         size_t n = tw_proto_error(buf, sizeof(buf), code, msg);
 
         if (n)
-                send_text(w, c, buf, n);
+                tw_conn_send_text(w, c, buf, n);
 }
 
 /* ---- closing ---- */
@@ -400,14 +400,14 @@ static void on_text(struct tw_worker *w, tw_conn *c, const uint8_t *p, size_t n)
         case TW_MSG_PING:
                 len = tw_proto_pong(buf, sizeof(buf), m.time);
                 if (len) {
-                        send_text(w, c, buf, len);
+                        tw_conn_send_text(w, c, buf, len);
                 } else {
                         /* A huge "time" value: echo it all the same. */
                         size_t cap = m.time.n + 32;
                         char *big = malloc(cap);
 
                         if (big && (len = tw_proto_pong(big, cap, m.time)))
-                                send_text(w, c, big, len);
+                                tw_conn_send_text(w, c, big, len);
                         free(big);
                 }
                 break;

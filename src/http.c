@@ -13,6 +13,7 @@
  * the RFC asks it to be (bare LF line ends, empty lines before the request line).
  */
 #include "tickwire/http.h"
+#include "tickwire/out.h"
 
 #include <errno.h>
 #include <string.h>
@@ -409,31 +410,7 @@ out:
         return rc;
 }
 
-/* Bounded appender: the responses are assembled without snprintf so a response that
- * fills `cap` exactly needs no spare byte for a NUL. */
-struct out {
-        char *p;
-        size_t cap;
-        size_t n;
-        bool short_;
-};
-
-static void put(struct out *o, const char *s, size_t n)
-{
-        if (o->short_ || n > o->cap - o->n) {
-                o->short_ = true;
-                return;
-        }
-        memcpy(o->p + o->n, s, n);
-        o->n += n;
-}
-
-static void put_str(struct out *o, const char *s)
-{
-        put(o, s, strlen(s));
-}
-
-static void put_uint(struct out *o, uint64_t v)
+static void put_uint(tw_out *o, uint64_t v)
 {
         char tmp[20];
         size_t i = sizeof(tmp);
@@ -442,50 +419,50 @@ static void put_uint(struct out *o, uint64_t v)
                 tmp[--i] = (char)('0' + v % 10);
                 v /= 10;
         } while (v);
-        put(o, tmp + i, sizeof(tmp) - i);
+        tw_out_put(o, tmp + i, sizeof(tmp) - i);
 }
 
 size_t tw_http_build_101(char *out, size_t cap, const char accept[29])
 {
-        struct out o = {out, cap, 0, false};
+        tw_out o = {out, cap, 0, false};
 
-        put_str(&o, "HTTP/1.1 101 Switching Protocols\r\n"
-                    "Upgrade: websocket\r\n"
-                    "Connection: Upgrade\r\n"
-                    "Sec-WebSocket-Accept: ");
-        put(&o, accept, strnlen(accept, 28));
-        put_str(&o, "\r\n\r\n");
-        return o.short_ ? 0 : o.n;
+        tw_out_str(&o, "HTTP/1.1 101 Switching Protocols\r\n"
+                       "Upgrade: websocket\r\n"
+                       "Connection: Upgrade\r\n"
+                       "Sec-WebSocket-Accept: ");
+        tw_out_put(&o, accept, strnlen(accept, 28));
+        tw_out_str(&o, "\r\n\r\n");
+        return tw_out_len(&o);
 }
 
 size_t tw_http_build_response(char *out, size_t cap, int status, const char *content_type,
                               const char *extra, const char *body, size_t body_len, bool close)
 {
-        struct out o = {out, cap, 0, false};
+        tw_out o = {out, cap, 0, false};
 
         if (status < 100 || status > 999)
                 return 0;
-        put_str(&o, "HTTP/1.1 ");
+        tw_out_str(&o, "HTTP/1.1 ");
         put_uint(&o, (uint64_t)status);
-        put_str(&o, " ");
-        put_str(&o, tw_http_reason(status));
-        put_str(&o, "\r\n");
+        tw_out_str(&o, " ");
+        tw_out_str(&o, tw_http_reason(status));
+        tw_out_str(&o, "\r\n");
         if (content_type) {
-                put_str(&o, "Content-Type: ");
-                put_str(&o, content_type);
-                put_str(&o, "\r\n");
+                tw_out_str(&o, "Content-Type: ");
+                tw_out_str(&o, content_type);
+                tw_out_str(&o, "\r\n");
         }
-        put_str(&o, "Content-Length: ");
+        tw_out_str(&o, "Content-Length: ");
         put_uint(&o, body_len);
-        put_str(&o, "\r\n");
+        tw_out_str(&o, "\r\n");
         if (close)
-                put_str(&o, "Connection: close\r\n");
+                tw_out_str(&o, "Connection: close\r\n");
         if (extra)
-                put_str(&o, extra);
-        put_str(&o, "\r\n");
+                tw_out_str(&o, extra);
+        tw_out_str(&o, "\r\n");
         if (body_len)
-                put(&o, body, body_len);
-        return o.short_ ? 0 : o.n;
+                tw_out_put(&o, body, body_len);
+        return tw_out_len(&o);
 }
 
 const char *tw_http_reason(int status)

@@ -15,6 +15,7 @@
  * escape a plain ASCII key, and decoding keys would cost a copy on every message.
  */
 #include "tickwire/proto.h"
+#include "tickwire/out.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -435,32 +436,9 @@ const char *tw_proto_status_code(tw_proto_status s)
         return "bad_json";
 }
 
-/* Bounded appender for the replies; a short buffer makes the whole reply 0. */
-struct out {
-        char *p;
-        size_t cap;
-        size_t n;
-        bool short_;
-};
-
-static void put(struct out *o, const char *s, size_t n)
-{
-        if (o->short_ || n > o->cap - o->n) {
-                o->short_ = true;
-                return;
-        }
-        memcpy(o->p + o->n, s, n);
-        o->n += n;
-}
-
-static void put_str(struct out *o, const char *s)
-{
-        put(o, s, strlen(s));
-}
-
 /* Writes s as the inside of a JSON string. Bytes that are not UTF-8 become U+FFFD, so an
  * error message that quotes client input can still go out in a text frame. */
-static void put_escaped(struct out *o, const char *s)
+static void put_escaped(tw_out *o, const char *s)
 {
         static const char hex[] = "0123456789abcdef";
         size_t n = strlen(s);
@@ -469,23 +447,23 @@ static void put_escaped(struct out *o, const char *s)
                 unsigned char c = (unsigned char)s[i];
                 char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
                 if (c == '"' || c == '\\') {
-                        put(o, (char[]){'\\', (char)c}, 2);
+                        tw_out_put(o, (char[]){'\\', (char)c}, 2);
                 } else if (c == '\n') {
-                        put(o, "\\n", 2);
+                        tw_out_put(o, "\\n", 2);
                 } else if (c == '\r') {
-                        put(o, "\\r", 2);
+                        tw_out_put(o, "\\r", 2);
                 } else if (c == '\t') {
-                        put(o, "\\t", 2);
+                        tw_out_put(o, "\\t", 2);
                 } else if (c < 0x20) {
-                        put(o, esc, sizeof(esc));
+                        tw_out_put(o, esc, sizeof(esc));
                 } else {
                         size_t len = utf8_seq((const unsigned char *)s + i, n - i);
                         if (len == 0) {
-                                put(o, "\\ufffd", 6);
+                                tw_out_put(o, "\\ufffd", 6);
                                 i++;
                                 continue;
                         }
-                        put(o, s + i, len);
+                        tw_out_put(o, s + i, len);
                         i += len;
                         continue;
                 }
@@ -495,26 +473,26 @@ static void put_escaped(struct out *o, const char *s)
 
 size_t tw_proto_pong(char *out, size_t cap, tw_span time)
 {
-        struct out o = {out, cap, 0, false};
+        tw_out o = {out, cap, 0, false};
 
         if (time.n == 0) {
-                put_str(&o, "{\"type\":\"pong\"}");
+                tw_out_str(&o, "{\"type\":\"pong\"}");
         } else {
-                put_str(&o, "{\"type\":\"pong\",\"time\":");
-                put(&o, time.p, time.n);
-                put_str(&o, "}");
+                tw_out_str(&o, "{\"type\":\"pong\",\"time\":");
+                tw_out_put(&o, time.p, time.n);
+                tw_out_str(&o, "}");
         }
-        return o.short_ ? 0 : o.n;
+        return tw_out_len(&o);
 }
 
 size_t tw_proto_error(char *out, size_t cap, const char *code, const char *message)
 {
-        struct out o = {out, cap, 0, false};
+        tw_out o = {out, cap, 0, false};
 
-        put_str(&o, "{\"type\":\"error\",\"code\":\"");
+        tw_out_str(&o, "{\"type\":\"error\",\"code\":\"");
         put_escaped(&o, code ? code : "");
-        put_str(&o, "\",\"message\":\"");
+        tw_out_str(&o, "\",\"message\":\"");
         put_escaped(&o, message ? message : "");
-        put_str(&o, "\"}");
-        return o.short_ ? 0 : o.n;
+        tw_out_str(&o, "\"}");
+        return tw_out_len(&o);
 }

@@ -478,25 +478,13 @@ void tw_topic_drain_inbox(tw_worker *w)
 
 /* ---- replies ---- */
 
-static void send_text(tw_worker *w, tw_conn *c, const char *p, size_t n)
-{
-        tw_frame *f = tw_frame_ws(TW_WS_OP_TEXT, p, n);
-
-        if (!f) {
-                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
-                return;
-        }
-        TW_INC(w->metrics.messages_sent);
-        tw_conn_send(w, c, f);
-}
-
 static void send_error(tw_worker *w, tw_conn *c, const char *code, const char *msg)
 {
         char buf[256];
         size_t n = tw_proto_error(buf, sizeof(buf), code, msg);
 
         if (n)
-                send_text(w, c, buf, n);
+                tw_conn_send_text(w, c, buf, n);
 }
 
 /* ---- publish ---- */
@@ -594,7 +582,7 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
         n = snprintf(buf, sizeof(buf),
                      "{\"type\":\"published\",\"topic\":\"%.*s\",\"seq\":%" PRId64 "}",
                      (int)m->topic.n, m->topic.p, seq);
-        send_text(w, c, buf, (size_t)n);
+        tw_conn_send_text(w, c, buf, (size_t)n);
 }
 
 /* ---- subscriptions ---- */
@@ -766,7 +754,7 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                      recovered < 0 ? ""
                      : recovered   ? ",\"recovered\":true"
                                    : ",\"recovered\":false");
-        send_text(w, c, buf, (size_t)n);
+        tw_conn_send_text(w, c, buf, (size_t)n);
 }
 
 static void unsubscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
@@ -791,7 +779,7 @@ static void unsubscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
         }
         n = snprintf(buf, sizeof(buf), "{\"type\":\"unsubscribed\",\"topic\":\"%.*s\"}",
                      (int)m->topic.n, m->topic.p);
-        send_text(w, c, buf, (size_t)n);
+        tw_conn_send_text(w, c, buf, (size_t)n);
 }
 
 void tw_topic_conn_gone(tw_worker *w, tw_conn *c)

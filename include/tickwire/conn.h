@@ -84,6 +84,9 @@ int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f);
  * queues ciphertext with it. Same return values as tw_conn_send(). */
 int tw_conn_send_raw(struct tw_worker *w, tw_conn *c, tw_frame *f);
 
+/* Queues one text message (copied into a new frame); counts it as sent. */
+void tw_conn_send_text(struct tw_worker *w, tw_conn *c, const void *p, size_t n);
+
 /* Sends Close with code and reason and waits close_timeout for the peer's reply. */
 void tw_conn_close(struct tw_worker *w, tw_conn *c, uint16_t code, const char *reason,
                    size_t reason_len);
