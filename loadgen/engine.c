@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "market.h"
 #include "scenario.h"
 #include "tickwire/http.h"
 
@@ -109,7 +110,7 @@ static lg_conn *conn_of(lg_thread *t, uint64_t ud)
 {
         uint32_t slot = tw_ud_slot(ud);
 
-        if (slot >= t->nconns || t->conns[slot].gen != tw_ud_gen(ud))
+        if (slot >= t->nslots || t->conns[slot].gen != tw_ud_gen(ud))
                 return NULL;
         return &t->conns[slot];
 }
@@ -162,15 +163,15 @@ static void send_fly(lg_thread *t, lg_conn *c)
         c->inflight++;
 }
 
-/* Queues bytes; sends at once unless a send is in flight (then they follow it). */
-static int send_bytes(lg_thread *t, lg_conn *c, const void *p, size_t n)
+/* Room for n more bytes at the end of the fill buffer; NULL when out of memory. */
+static uint8_t *out_reserve(lg_conn *c, size_t n)
 {
         struct lg_out *o = c->out;
 
         if (!o) {
                 o = c->out = calloc(1, sizeof(*o));
                 if (!o)
-                        return -ENOMEM;
+                        return NULL;
         }
         if (o->fill_len + n > o->fill_cap) {
                 uint32_t cap = o->fill_cap ? o->fill_cap : 256;
@@ -180,41 +181,119 @@ static int send_bytes(lg_thread *t, lg_conn *c, const void *p, size_t n)
                         cap *= 2;
                 b = realloc(o->fill, cap);
                 if (!b)
-                        return -ENOMEM;
+                        return NULL;
                 o->fill = b;
                 o->fill_cap = cap;
         }
-        memcpy(o->fill + o->fill_len, p, n);
-        o->fill_len += (uint32_t)n;
-        if (!(c->flags & LG_CF_SEND)) {
-                free(o->fly);
-                o->fly = o->fill;
-                o->fly_len = o->fill_len;
-                o->fly_off = 0;
-                o->fill = NULL;
-                o->fill_len = o->fill_cap = 0;
-                send_fly(t, c);
-        }
+        return o->fill + o->fill_len;
+}
+
+/* Bytes as they go on the wire (ciphertext under TLS). */
+static int out_append(lg_conn *c, const void *p, size_t n)
+{
+        uint8_t *dst = out_reserve(c, n);
+
+        if (!dst)
+                return -ENOMEM;
+        memcpy(dst, p, n);
+        c->out->fill_len += (uint32_t)n;
         return 0;
 }
 
-/* A masked client frame (payload <= 125 bytes: control frames and our small texts). */
-static int send_frame(lg_thread *t, lg_conn *c, uint8_t opcode, const void *payload, size_t n)
+void lg_conn_flush(lg_thread *t, lg_conn *c)
 {
-        uint8_t buf[TW_WS_MAX_HEADER + 256];
+        struct lg_out *o = c->out;
+
+        if (!o || !o->fill_len || (c->flags & LG_CF_SEND) || c->state == LG_DEAD ||
+            c->state == LG_DONE || c->state == LG_IDLE)
+                return;
+        free(o->fly);
+        o->fly = o->fill;
+        o->fly_len = o->fill_len;
+        o->fly_off = 0;
+        o->fill = NULL;
+        o->fill_len = o->fill_cap = 0;
+        send_fly(t, c);
+}
+
+/* wolfSSL's output (records, handshake flights): queued like plain bytes. */
+static int tls_out(void *arg, const uint8_t *p, size_t n)
+{
+        return out_append(arg, p, n);
+}
+
+static int tls_write(lg_thread *t, lg_conn *c, const void *p, size_t n)
+{
+        WOLFSSL *ssl = t->ssl[slot_of(t, c)];
+        tw_tls_io io = {.out = tls_out, .arg = c};
+        int r;
+
+        if (!ssl || !wolfSSL_is_init_finished(ssl))
+                return -ENOTCONN;
+        tw_tls_bind(ssl, &io);
+        r = wolfSSL_write(ssl, p, (int)n);
+        tw_tls_bind(ssl, NULL);
+        return r == (int)n ? 0 : -EIO;
+}
+
+int lg_conn_queue(lg_thread *t, lg_conn *c, const void *p, size_t n)
+{
+        if (t->ssl)
+                return tls_write(t, c, p, n);
+        return out_append(c, p, n);
+}
+
+/* A masked client frame, queued. */
+static int queue_frame(lg_thread *t, lg_conn *c, uint8_t opcode, const void *payload, size_t n)
+{
+        uint8_t small[TW_WS_MAX_HEADER + 256], *buf = small;
         uint64_t r = rnd(t);
         uint8_t mask[4] = {(uint8_t)r, (uint8_t)(r >> 8), (uint8_t)(r >> 16), (uint8_t)(r >> 24)};
         size_t h;
+        int ret;
 
-        if (n > 256)
-                return -EMSGSIZE;
+        if (!t->ssl) {
+                /* Build straight into the output buffer: no copy of a large payload. */
+                buf = out_reserve(c, TW_WS_MAX_HEADER + n);
+                if (!buf)
+                        return -ENOMEM;
+        } else if (n > 256 && !(buf = malloc(TW_WS_MAX_HEADER + n))) {
+                return -ENOMEM;
+        }
         h = tw_ws_header_build(buf, opcode, true, n, mask);
         if (n)
                 memcpy(buf + h, payload, n);
         tw_ws_mask(buf + h, n, mask, 0);
+        if (!t->ssl) {
+                c->out->fill_len += (uint32_t)(h + n);
+                return 0;
+        }
+        ret = tls_write(t, c, buf, h + n);
+        if (buf != small)
+                free(buf);
+        return ret;
+}
+
+int lg_conn_queue_text(lg_thread *t, lg_conn *c, const void *p, size_t n)
+{
+        return queue_frame(t, c, TW_WS_OP_TEXT, p, n);
+}
+
+void lg_conn_arm(lg_thread *t, lg_conn *c, uint64_t at_us)
+{
+        arm(t, c, at_us);
+}
+
+/* Heartbeat and close frames: queued and sent at once. */
+static int send_frame(lg_thread *t, lg_conn *c, uint8_t opcode, const void *payload, size_t n)
+{
+        int ret;
+
         TW_INC(t->c.hb_frames);
-        TW_ADD(t->c.hb_bytes, h + n);
-        return send_bytes(t, c, buf, h + n);
+        TW_ADD(t->c.hb_bytes, (n < 126 ? 6 : 8) + n);
+        ret = queue_frame(t, c, opcode, payload, n);
+        lg_conn_flush(t, c);
+        return ret;
 }
 
 /* ---- lifecycle ---- */
@@ -277,6 +356,13 @@ static void maybe_release(lg_thread *t, lg_conn *c)
         if (c->state != LG_DEAD || c->inflight)
                 return;
         out_free(c);
+        if (t->ssl && t->ssl[slot_of(t, c)]) {
+                /* Only now: a terminate may have run inside a wolfSSL callback. */
+                wolfSSL_free(t->ssl[slot_of(t, c)]);
+                t->ssl[slot_of(t, c)] = NULL;
+        }
+        if (t->subs || (c->flags & LG_CF_PUB))
+                lg_market_conn_reset(t, c);
         if (!(c->flags & LG_CF_REOPEN) || atomic_load(&t->eng->stop)) {
                 c->state = LG_DONE;
                 return;
@@ -303,7 +389,7 @@ static void terminate(lg_thread *t, lg_conn *c, bool reopen)
                 return;
         if (c->state == LG_CONNECTING || c->state == LG_HANDSHAKE)
                 t->connecting--;
-        if (c->state == LG_OPEN)
+        if ((c->state == LG_OPEN || c->state == LG_PAUSED) && !(c->flags & LG_CF_PUB))
                 TW_DEC(t->c.open);
         c->state = LG_DEAD;
         if (reopen)
@@ -337,6 +423,8 @@ static enum lg_fail fail_of(int err)
         case -EADDRNOTAVAIL:
         case -EADDRINUSE:
                 return LG_FAIL_ADDR;
+        case -EPROTO:
+                return LG_FAIL_PROTOCOL;
         case -EMFILE:
         case -ENFILE:
         case -ENOBUFS:
@@ -351,11 +439,15 @@ static enum lg_fail fail_of(int err)
 /* A connect or handshake attempt failed: count it, and back off (storm) or give up. */
 static void attempt_failed(lg_thread *t, lg_conn *c, enum lg_fail why)
 {
-        bool reopen = lg_scenario_reconnects(t->eng->o) && !atomic_load(&t->eng->stop);
+        bool pub = c->flags & LG_CF_PUB;
+        bool reopen = (pub || lg_scenario_reconnects(t->eng->o)) && !atomic_load(&t->eng->stop);
 
-        TW_INC(t->c.failed);
+        /* Publishers always come back and are not among --connections: only the reason
+         * is counted for them. */
         TW_INC(t->c.fail[why]);
-        if (!(c->flags & LG_CF_EVER) && c->attempt == 0) {
+        if (!pub)
+                TW_INC(t->c.failed);
+        if (!pub && !(c->flags & LG_CF_EVER) && c->attempt == 0) {
                 TW_INC(t->c.failed_first);
                 TW_INC(t->c.done_first);
                 t->last_first_us = t->now_us;
@@ -378,7 +470,13 @@ static void server_dropped(lg_thread *t, lg_conn *c)
 {
         if (atomic_load(&t->eng->stop))
                 return;
-        if (lg_scenario_reconnects(t->eng->o)) {
+        if (c->flags & LG_CF_PUB) {
+                terminate(t, c, true);
+        } else if ((c->flags & LG_CF_HIT) && t->eng->o->scenario == LG_SC_SLOW) {
+                /* A slow client the server gave up on: what slow is about. */
+                TW_INC(t->c.slow_dropped);
+                terminate(t, c, false);
+        } else if (lg_scenario_reconnects(t->eng->o)) {
                 uint64_t zero = 0;
 
                 TW_INC(t->c.drops);
@@ -401,7 +499,7 @@ static void start_connect(lg_thread *t, lg_conn *c)
         int fd, one = 1, ret;
 
         c->gen++;
-        c->flags &= LG_CF_HIT | LG_CF_EVER;
+        c->flags &= LG_CF_HIT | LG_CF_EVER | LG_CF_PUB;
         c->inflight = 0;
         c->hint_ms = UINT32_MAX;
         c->t_us = t->now_us;
@@ -418,6 +516,11 @@ static void start_connect(lg_thread *t, lg_conn *c)
                  * must be set on a regular fd, and this is the only moment we have one. */
                 struct linger lg = {.l_onoff = 1, .l_linger = 0};
                 setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        }
+        if ((c->flags & LG_CF_HIT) && o->scenario == LG_SC_SLOW && o->slow_rcvbuf) {
+                /* Before connect, so the window we advertise is small from the start. */
+                int sz = (int)o->slow_rcvbuf;
+                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
         }
         ret = bind_source(t, fd);
         if (ret < 0) {
@@ -466,12 +569,75 @@ static void make_key(lg_thread *t, char out[25])
         out[24] = 0;
 }
 
-static void on_connect(lg_thread *t, lg_conn *c, int res)
+static bool http_publisher(const lg_thread *t, const lg_conn *c)
+{
+        return (c->flags & LG_CF_PUB) && t->eng->o->pub_via == LG_PUB_HTTP;
+}
+
+/* A keep-alive POST /publish connection is ready (TCP, or TCP + TLS). */
+static void pub_opened(lg_thread *t, lg_conn *c)
+{
+        t->connecting--;
+        c->state = LG_OPEN;
+        c->flags |= LG_CF_EVER;
+        c->attempt = 0;
+        tw_wheel_cancel(&t->wheel, &c->timer);
+        lg_market_pub_tick(t, c);
+}
+
+/* The transport is up (TCP, and TLS when on): ask for the upgrade. */
+static void send_upgrade(lg_thread *t, lg_conn *c)
 {
         const lg_opts *o = t->eng->o;
-        char req[512];
+        char req[768];
         int n;
 
+        if (http_publisher(t, c)) {
+                pub_opened(t, c);
+                return;
+        }
+        n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+                     o->path, o->target_text, c->hs->key,
+                     (c->flags & LG_CF_PUB) && o->publish_token ? "Authorization: Bearer " : "",
+                     (c->flags & LG_CF_PUB) && o->publish_token ? o->publish_token : "",
+                     (c->flags & LG_CF_PUB) && o->publish_token ? "\r\n" : "");
+        if (lg_conn_queue(t, c, req, (size_t)n) < 0) {
+                attempt_failed(t, c, LG_FAIL_SOCKET);
+                return;
+        }
+        lg_conn_flush(t, c);
+}
+
+/* Starts the TLS handshake: the ClientHello goes out, the rest comes with the reads. */
+static int tls_start(lg_thread *t, lg_conn *c)
+{
+        const lg_opts *o = t->eng->o;
+        tw_tls_io io = {.out = tls_out, .arg = c};
+        WOLFSSL *ssl = tw_tls_new(t->eng->tls);
+        int r;
+
+        if (!ssl)
+                return -ENOMEM;
+        t->ssl[slot_of(t, c)] = ssl;
+        if (o->sni) {
+                wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, o->sni, (unsigned short)strlen(o->sni));
+                if (!o->insecure)
+                        wolfSSL_check_domain_name(ssl, o->sni);
+        }
+        tw_tls_bind(ssl, &io);
+        r = wolfSSL_connect(ssl);
+        tw_tls_bind(ssl, NULL);
+        if (r != WOLFSSL_SUCCESS && wolfSSL_get_error(ssl, r) != WOLFSSL_ERROR_WANT_READ)
+                return -EPROTO;
+        lg_conn_flush(t, c);
+        return 0;
+}
+
+static void on_connect(lg_thread *t, lg_conn *c, int res)
+{
         c->inflight--;
         if (c->state != LG_CONNECTING) {
                 maybe_release(t, c);
@@ -481,24 +647,23 @@ static void on_connect(lg_thread *t, lg_conn *c, int res)
                 attempt_failed(t, c, fail_of(res));
                 return;
         }
-        c->hs = malloc(sizeof(*c->hs));
-        if (!c->hs) {
-                attempt_failed(t, c, LG_FAIL_SOCKET);
-                return;
-        }
-        c->hs->len = 0;
-        make_key(t, c->hs->key);
-        n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     o->path, o->target_text, c->hs->key);
         c->state = LG_HANDSHAKE;
-        if (send_bytes(t, c, req, (size_t)n) < 0) {
-                attempt_failed(t, c, LG_FAIL_SOCKET);
-                return;
+        if (!http_publisher(t, c)) {
+                c->hs = malloc(sizeof(*c->hs));
+                if (!c->hs) {
+                        attempt_failed(t, c, LG_FAIL_SOCKET);
+                        return;
+                }
+                c->hs->len = 0;
+                make_key(t, c->hs->key);
         }
         arm_recv(t, c);
+        if (t->ssl) {
+                if (tls_start(t, c) < 0)
+                        attempt_failed(t, c, LG_FAIL_PROTOCOL);
+                return;
+        }
+        send_upgrade(t, c);
 }
 
 static void app_ping(lg_thread *t, lg_conn *c)
@@ -520,6 +685,10 @@ static void opened(lg_thread *t, lg_conn *c)
 
         free(c->hs);
         c->hs = NULL;
+        if (c->flags & LG_CF_PUB) {
+                pub_opened(t, c); /* publishing over WebSocket */
+                return;
+        }
         t->connecting--;
         c->state = LG_OPEN;
         TW_INC(t->c.open);
@@ -539,7 +708,8 @@ static void opened(lg_thread *t, lg_conn *c)
         c->flags |= LG_CF_EVER;
         c->attempt = 0;
         tw_wheel_cancel(&t->wheel, &c->timer);
-        lg_scenario_on_open(t, c);
+        if (t->subs)
+                lg_market_on_open(t, c);
         if ((c->flags & LG_CF_HIT) && t->event_done) {
                 /* Came up after the event: it hits this client now. */
                 go_event(t, c);
@@ -633,12 +803,14 @@ static void hs_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len)
 
 static void on_text(lg_thread *t, lg_conn *c, const uint8_t *p, size_t n)
 {
-        static const char pong[] = "\"type\":\"pong\"", tkey[] = "\"time\":";
+        /* The server writes its pong exactly so: a prefix test, not a scan of every
+         * topic message. */
+        static const char pong[] = "{\"type\":\"pong\"", tkey[] = "\"time\":";
         const uint8_t *tp;
         uint64_t v = 0;
 
-        lg_scenario_on_message(t, c, p, n);
-        if (!memmem(p, n, pong, sizeof(pong) - 1))
+        (void)c;
+        if (n < sizeof(pong) - 1 || memcmp(p, pong, sizeof(pong) - 1) != 0)
                 return;
         TW_INC(t->c.hb_frames);
         TW_ADD(t->c.hb_bytes, 2 + n);
@@ -676,9 +848,12 @@ static void on_close_frame(lg_thread *t, lg_conn *c, const uint8_t *p, size_t n)
         if (tw_ws_close_parse(p, n, &code, &reason, &rlen) == 0 && reason &&
             lg_scenario_retry_hint(reason, rlen, &hint))
                 c->hint_ms = hint > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)hint;
+        if (code == TW_WS_CLOSE_TRY_AGAIN && (c->flags & LG_CF_HIT) &&
+            t->eng->o->scenario == LG_SC_SLOW)
+                TW_INC(t->c.slow_1013);
         /* Echo the code (RFC 6455 5.5.1), then wait for the server to close TCP. */
         c->flags |= LG_CF_PEERCL;
-        if (c->state == LG_OPEN)
+        if ((c->state == LG_OPEN || c->state == LG_PAUSED) && !(c->flags & LG_CF_PUB))
                 TW_DEC(t->c.open);
         c->state = LG_CLOSING;
         if (code == TW_WS_CLOSE_NO_STATUS) {
@@ -701,7 +876,8 @@ static void frames_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len)
                 r = &t->scratch;
                 tw_ws_reader_init(r, false, LG_MAX_MESSAGE);
         }
-        while (off < len && (c->state == LG_OPEN || c->state == LG_CLOSING)) {
+        while (off < len &&
+               (c->state == LG_OPEN || c->state == LG_CLOSING || c->state == LG_PAUSED)) {
                 off += tw_ws_read(r, buf + off, len - off, &ev);
                 switch (ev.kind) {
                 case TW_WS_EV_NONE:
@@ -709,8 +885,12 @@ static void frames_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len)
                 case TW_WS_EV_DATA:
                         if (ev.msg_end)
                                 TW_INC(t->c.msgs_received);
-                        /* Our messages of interest (pongs) are small: whole in one read. */
-                        if (ev.msg_start && ev.msg_end && ev.opcode == TW_WS_OP_TEXT)
+                        if (ev.opcode != TW_WS_OP_TEXT)
+                                break;
+                        if (t->subs || (c->flags & LG_CF_PUB))
+                                lg_market_on_text(t, c, ev.data, ev.len, ev.msg_start, ev.msg_end);
+                        /* Pongs are small: whole in one read. */
+                        if (ev.msg_start && ev.msg_end)
                                 on_text(t, c, ev.data, ev.len);
                         break;
                 case TW_WS_EV_CONTROL:
@@ -718,7 +898,8 @@ static void frames_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len)
                                 TW_INC(t->c.pings_received);
                                 TW_INC(t->c.hb_frames);
                                 TW_ADD(t->c.hb_bytes, 2 + ev.len);
-                                if (t->eng->o->pong && c->state == LG_OPEN) {
+                                if (t->eng->o->pong &&
+                                    (c->state == LG_OPEN || c->state == LG_PAUSED)) {
                                         TW_INC(t->c.pongs_sent);
                                         send_frame(t, c, TW_WS_OP_PONG, ev.data, ev.len);
                                 }
@@ -786,6 +967,41 @@ static void go_silent(lg_thread *t, lg_conn *c)
         c->inflight++;
 }
 
+/* slow: stop reading, as a client stuck in its own work would; the socket stays open
+ * and app pings keep the session alive, so the server must choose what to do with the
+ * messages it cannot deliver. */
+static void go_paused(lg_thread *t, lg_conn *c)
+{
+        struct io_uring_sqe *sqe;
+
+        c->state = LG_PAUSED;
+        c->t_us = t->now_us;
+        TW_INC(t->c.slow_paused);
+        if (t->subs)
+                t->subs[slot_of(t, c)].flags |= LG_SUB_SLOW;
+        if (c->flags & LG_CF_RECV) {
+                sqe = tw_ring_sqe(&t->ring);
+                io_uring_prep_cancel64(sqe, ud_of(t, c, LG_K_RECV), 0);
+                io_uring_sqe_set_data64(sqe, tw_ud(LG_K_IGNORE, 0, 0));
+        }
+}
+
+/* slow, at --resume-at: read again and see what the server kept. */
+static void resume_paused(lg_thread *t)
+{
+        t->resume_done = true;
+        for (uint32_t i = 0; i < t->nconns; i++) {
+                lg_conn *c = &t->conns[i];
+
+                if (c->state != LG_PAUSED)
+                        continue;
+                c->state = LG_OPEN;
+                TW_INC(t->c.slow_resumed);
+                if (!(c->flags & LG_CF_RECV))
+                        arm_recv(t, c);
+        }
+}
+
 static void go_event(lg_thread *t, lg_conn *c)
 {
         const lg_opts *o = t->eng->o;
@@ -794,6 +1010,9 @@ static void go_event(lg_thread *t, lg_conn *c)
         switch (o->scenario) {
         case LG_SC_SILENT:
                 go_silent(t, c);
+                break;
+        case LG_SC_SLOW:
+                go_paused(t, c);
                 break;
         case LG_SC_ABORT:
                 /* SO_LINGER 0 was set at socket creation: closing the slot sends RST. */
@@ -828,6 +1047,76 @@ static void fire_event(lg_thread *t)
         }
 }
 
+/* ---- input ---- */
+
+/* Plaintext from the server. Returns 0, or -1 when the stream is unusable. */
+static int plain_feed(lg_thread *t, lg_conn *c, uint8_t *p, size_t n)
+{
+        if (http_publisher(t, c)) {
+                if (c->state == LG_OPEN && !lg_market_pub_http(t, c, p, n)) {
+                        TW_INC(t->c.fail[LG_FAIL_PROTOCOL]);
+                        return -1;
+                }
+                return 0;
+        }
+        if (c->state == LG_HANDSHAKE)
+                hs_feed(t, c, p, n);
+        else
+                frames_feed(t, c, p, n);
+        return 0;
+}
+
+static bool reading(const lg_conn *c)
+{
+        return c->state == LG_HANDSHAKE || c->state == LG_OPEN || c->state == LG_CLOSING ||
+               c->state == LG_PAUSED;
+}
+
+/* Ciphertext from the server: drive the handshake, then decrypt every record in the
+ * buffer before it goes back to the kernel (wolfSSL keeps a partial record itself).
+ * Returns 0, 1 on close_notify, -1 when the stream is unusable. */
+static int tls_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len)
+{
+        uint8_t plain[16384]; /* the largest record's plaintext */
+        WOLFSSL *ssl = t->ssl[slot_of(t, c)];
+        tw_tls_io io = {.in = buf, .in_len = len, .out = tls_out, .arg = c};
+        int n, e, ret = 0;
+
+        if (!ssl)
+                return 0;
+        if (!wolfSSL_is_init_finished(ssl)) {
+                tw_tls_bind(ssl, &io);
+                n = wolfSSL_connect(ssl);
+                tw_tls_bind(ssl, NULL);
+                if (n != WOLFSSL_SUCCESS) {
+                        if (wolfSSL_get_error(ssl, n) != WOLFSSL_ERROR_WANT_READ)
+                                return -1; /* a bad certificate, an alert: 'protocol' */
+                        lg_conn_flush(t, c);
+                        return 0;
+                }
+                send_upgrade(t, c); /* also flushes our Finished */
+        }
+        while (reading(c)) {
+                tw_tls_bind(ssl, &io);
+                n = wolfSSL_read(ssl, plain, sizeof(plain));
+                tw_tls_bind(ssl, NULL); /* feeding may encrypt (pongs): its own binding */
+                if (n > 0) {
+                        if (plain_feed(t, c, plain, (size_t)n) < 0) {
+                                ret = -1;
+                                break;
+                        }
+                        continue;
+                }
+                e = wolfSSL_get_error(ssl, n);
+                if (e == WOLFSSL_ERROR_WANT_READ)
+                        break;
+                ret = e == WOLFSSL_ERROR_ZERO_RETURN ? 1 : -1;
+                break;
+        }
+        lg_conn_flush(t, c);
+        return ret;
+}
+
 /* ---- completions ---- */
 
 static void on_recv(lg_thread *t, struct io_uring_cqe *cqe)
@@ -842,7 +1131,10 @@ static void on_recv(lg_thread *t, struct io_uring_cqe *cqe)
                 c->flags &= ~LG_CF_RECV;
                 c->inflight--;
         }
-        if (!c || (c->state != LG_HANDSHAKE && c->state != LG_OPEN && c->state != LG_CLOSING)) {
+        /* A paused client still takes what the kernel had already handed over before
+         * its recv was cancelled: dropping it would fake a gap. */
+        if (!c || (c->state != LG_HANDSHAKE && c->state != LG_OPEN && c->state != LG_CLOSING &&
+                   c->state != LG_PAUSED)) {
                 if (has_buf)
                         tw_bufring_recycle(&t->bufs, bid);
                 if (c)
@@ -851,11 +1143,12 @@ static void on_recv(lg_thread *t, struct io_uring_cqe *cqe)
         }
         if (res > 0) {
                 uint8_t *p = tw_bufring_buf(&t->bufs, bid);
+                int r = t->ssl ? tls_feed(t, c, p, (size_t)res) : plain_feed(t, c, p, (size_t)res);
 
-                if (c->state == LG_HANDSHAKE)
-                        hs_feed(t, c, p, (size_t)res);
-                else
-                        frames_feed(t, c, p, (size_t)res);
+                if (r == 1)
+                        res = 0; /* close_notify: as a FIN */
+                else if (r < 0)
+                        res = -EPROTO;
         }
         if (has_buf)
                 tw_bufring_recycle(&t->bufs, bid);
@@ -865,8 +1158,12 @@ static void on_recv(lg_thread *t, struct io_uring_cqe *cqe)
                 else if (c->state == LG_CLOSING && !(c->flags & LG_CF_PEERCL)) {
                         terminate(t, c, false); /* graceful close complete */
                         maybe_release(t, c);
-                } else if (c->state == LG_OPEN || c->state == LG_CLOSING)
+                } else if (c->state == LG_OPEN || c->state == LG_CLOSING || c->state == LG_PAUSED)
                         server_dropped(t, c);
+                return;
+        }
+        if (c->state == LG_PAUSED) {
+                maybe_release(t, c);
                 return;
         }
         if (!(c->flags & LG_CF_RECV) &&
@@ -1033,7 +1330,10 @@ static void on_timer(tw_wheel *wh, tw_timer *tm, void *ctx)
                 attempt_failed(t, c, LG_FAIL_TIMEOUT);
                 break;
         case LG_OPEN:
-                if (o->app_ping) {
+        case LG_PAUSED:
+                if (c->flags & LG_CF_PUB) {
+                        lg_market_pub_tick(t, c);
+                } else if (o->app_ping) {
                         app_ping(t, c);
                         arm(t, c, t->now_us + o->ping_interval_ms * 1000);
                 }
@@ -1083,7 +1383,7 @@ static int thread_setup(lg_thread *t)
         const lg_opts *o = t->eng->o;
         int ret;
 
-        ret = tw_ring_init(&t->ring, LG_RING_ENTRIES, t->nconns);
+        ret = tw_ring_init(&t->ring, LG_RING_ENTRIES, t->nslots);
         if (ret < 0) {
                 fprintf(stderr, "tickwire-loadgen: thread %u: io_uring setup: %s\n", t->idx,
                         strerror(-ret));
@@ -1103,10 +1403,24 @@ static int thread_setup(lg_thread *t)
                 c->hint_ms = UINT32_MAX;
                 if (lg_scenario_hits(o, c->id))
                         c->flags |= LG_CF_HIT;
+                if (t->subs)
+                        t->subs[k].topic = lg_market_topic_of(&t->eng->mkt, o->seed, c->id);
+        }
+        for (uint32_t k = t->nconns; k < t->nslots; k++) {
+                lg_conn *c = &t->conns[k];
+
+                tw_timer_init(&c->timer);
+                c->id = o->connections + t->pubs[k - t->nconns].index;
+                c->hint_ms = UINT32_MAX;
+                c->flags = LG_CF_PUB;
         }
         t->rng = o->seed ^ (0x9e3779b97f4a7c15ull * (t->idx + 1));
         if (!t->rng)
                 t->rng = 1;
+        /* Every run starting at the same port would meet the previous run's TIME_WAIT
+         * pairs toward the same server (EADDRNOTAVAIL at connect): start where the seed
+         * says, the same for every thread so they stay interleaved. */
+        t->port_cursor = (o->seed * 0x9e3779b97f4a7c15ull >> 32) % LG_PORTS;
         tw_wheel_init(&t->wheel, 0, on_timer, t);
         return 0;
 }
@@ -1117,10 +1431,14 @@ static void *thread_main(void *arg)
         lg_engine *e = t->eng;
         const lg_opts *o = e->o;
         bool has_event = lg_scenario_has_event(o);
+        bool has_resume = o->scenario == LG_SC_SLOW;
 
         t->err = thread_setup(t);
         if (t->err < 0)
                 return NULL;
+        t->now_us = lg_engine_now_us(e);
+        for (uint32_t k = t->nconns; k < t->nslots; k++)
+                start_connect(t, &t->conns[k]);
         for (;;) {
                 struct __kernel_timespec ts;
                 struct io_uring_cqe *cqe;
@@ -1137,6 +1455,8 @@ static void *thread_main(void *arg)
                         wake_us = ramp_due_us(t, t->next_start);
                 if (has_event && !t->event_done && o->event_at_ms * 1000 < wake_us)
                         wake_us = o->event_at_ms * 1000;
+                if (has_resume && !t->resume_done && o->resume_at_ms * 1000 < wake_us)
+                        wake_us = o->resume_at_ms * 1000;
                 wake_us = wake_us > t->now_us ? wake_us - t->now_us : 0;
                 ts.tv_sec = (long long)(wake_us / 1000000);
                 ts.tv_nsec = (long long)(wake_us % 1000000) * 1000;
@@ -1155,10 +1475,14 @@ static void *thread_main(void *arg)
                 ramp(t);
                 if (has_event && !t->event_done && t->now_us >= o->event_at_ms * 1000)
                         fire_event(t);
+                if (has_resume && !t->resume_done && t->now_us >= o->resume_at_ms * 1000)
+                        resume_paused(t);
                 tw_bufring_publish(&t->bufs);
         }
         /* Tearing the ring down closes every slot: the server sees FINs. */
         io_uring_submit(&t->ring);
+        if (t->ssl)
+                tw_tls_thread_done();
         return NULL;
 }
 
@@ -1197,19 +1521,46 @@ int lg_engine_start(lg_engine *e, const lg_opts *o)
         e->threads = calloc(n, sizeof(lg_thread));
         if (!e->threads)
                 return -ENOMEM;
+        if (lg_opts_pubsub(o) && lg_market_init(&e->mkt, o) < 0)
+                return -ENOMEM;
+        if (o->tls) {
+                char err[256];
+
+                e->tls = tw_tls_client_ctx(o->ca_file, o->insecure, err, sizeof(err));
+                if (!e->tls) {
+                        fprintf(stderr, "tickwire-loadgen: --tls: %s\n", err);
+                        return -EINVAL;
+                }
+        }
         e->t0_us = tw_now_us();
         for (unsigned i = 0; i < n; i++) {
                 lg_thread *t = &e->threads[i];
+                uint32_t npub = 0;
 
                 t->eng = e;
                 t->idx = i;
                 t->nconns = o->connections / n + (i < o->connections % n);
-                t->conns = calloc(t->nconns, sizeof(lg_conn));
+                /* Publisher j lives on thread j % n. */
+                if (lg_opts_pubsub(o) && o->publish_rate > 0)
+                        npub = o->publishers / n + (i < o->publishers % n);
+                t->nslots = t->nconns + npub;
+                t->conns = calloc(t->nslots, sizeof(lg_conn));
                 if (!t->conns)
+                        return -ENOMEM;
+                if (lg_opts_pubsub(o)) {
+                        t->subs = calloc(t->nconns ? t->nconns : 1, sizeof(lg_sub));
+                        t->pubs = calloc(npub ? npub : 1, sizeof(lg_pub));
+                        if (!t->subs || !t->pubs)
+                                return -ENOMEM;
+                        for (uint32_t k = 0; k < npub; k++)
+                                t->pubs[k].index = i + k * n;
+                }
+                if (o->tls && !(t->ssl = calloc(t->nslots, sizeof(WOLFSSL *))))
                         return -ENOMEM;
                 lg_hist_init(&t->latency_us);
                 lg_hist_init(&t->handshake_us);
                 lg_hist_init(&t->close_us);
+                lg_hist_init(&t->e2e_us);
         }
         for (unsigned i = 0; i < n; i++) {
                 ret = pthread_create(&e->threads[i].thread, NULL, thread_main, &e->threads[i]);
@@ -1248,18 +1599,30 @@ void lg_engine_free(lg_engine *e)
         for (unsigned i = 0; i < e->nthreads; i++) {
                 lg_thread *t = &e->threads[i];
 
-                for (uint32_t k = 0; k < t->nconns; k++) {
+                for (uint32_t k = 0; k < t->nslots; k++) {
                         free(t->conns[k].hs);
                         free(t->conns[k].rd);
                         out_free(&t->conns[k]);
+                        if (t->ssl && t->ssl[k])
+                                wolfSSL_free(t->ssl[k]);
+                        if (t->subs && k < t->nconns)
+                                free(t->subs[k].head);
+                        if (t->pubs && k >= t->nconns)
+                                free(t->pubs[k - t->nconns].rbuf);
                 }
                 free(t->conns);
+                free(t->subs);
+                free(t->pubs);
+                free(t->ssl);
                 free(t->power);
                 free(t->events);
                 lg_samples_free(&t->detect_ms);
         }
         free(e->threads);
         e->threads = NULL;
+        lg_market_free(&e->mkt);
+        tw_tls_ctx_free(e->tls);
+        e->tls = NULL;
 }
 
 void lg_engine_sum(const lg_engine *e, lg_counters *out)

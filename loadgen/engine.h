@@ -20,9 +20,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "market.h"
 #include "opts.h"
 #include "stats.h"
 #include "tickwire/ring.h"
+#include "tickwire/tls.h"
 #include "tickwire/wheel.h"
 #include "tickwire/ws.h"
 
@@ -36,6 +38,7 @@ enum lg_conn_state {
         LG_HANDSHAKE,  /* upgrade request sent, waiting for the 101 */
         LG_OPEN,       /* WebSocket session, heartbeating */
         LG_SILENT,     /* gone quiet on purpose (scenario silent) */
+        LG_PAUSED,     /* open, but stopped reading (scenario slow); still app-pings */
         LG_CLOSING,    /* Close sent or received; waiting for the server's FIN */
         LG_DEAD,       /* terminated; requests still in flight */
         LG_DONE,       /* finished for this run */
@@ -49,6 +52,7 @@ enum lg_conn_flag {
         LG_CF_REOPEN = 1 << 4, /* after DEAD: reconnect instead of DONE */
         LG_CF_EVER = 1 << 5,   /* has been open at least once */
         LG_CF_PEERCL = 1 << 6, /* the server sent Close first (drain, restart) */
+        LG_CF_PUB = 1 << 7,    /* a publisher (pub/sub), not one of --connections */
 };
 
 struct lg_hs;  /* handshake: the key and the response head so far */
@@ -108,12 +112,17 @@ typedef struct lg_thread {
         tw_bufring bufs;
         tw_wheel wheel;
         tw_ws_reader scratch; /* reader for connections that own none */
-        lg_conn *conns;       /* client ids idx, idx + nthreads, ... */
-        uint32_t nconns;
-        uint32_t next_start; /* ramp: next connection to start */
-        uint32_t connecting; /* attempts in flight (connect or handshake) */
-        uint64_t now_us;     /* run clock, read once per loop turn */
-        uint64_t rng;        /* xorshift64: masks, keys, jitter */
+        lg_conn *conns;       /* client ids idx, idx + nthreads, ..., then publishers */
+        uint32_t nconns;      /* subscribers / clients: conns[0 .. nconns) */
+        uint32_t nslots;      /* nconns + this thread's publishers */
+        lg_sub *subs;         /* pub/sub: [nconns], NULL otherwise */
+        lg_pub *pubs;         /* [nslots - nconns] */
+        WOLFSSL **ssl;        /* --tls: [nslots], NULL otherwise */
+        bool resume_done;     /* slow: the paused clients read again */
+        uint32_t next_start;  /* ramp: next connection to start */
+        uint32_t connecting;  /* attempts in flight (connect or handshake) */
+        uint64_t now_us;      /* run clock, read once per loop turn */
+        uint64_t rng;         /* xorshift64: masks, keys, jitter */
         bool event_done;
         uint64_t last_first_us; /* run clock when a first attempt last resolved */
         uint64_t port_cursor;   /* next (source, port) pair this thread binds */
@@ -122,6 +131,7 @@ typedef struct lg_thread {
         lg_hist latency_us;   /* app ping round trips */
         lg_hist handshake_us; /* connect start to 101 */
         lg_hist close_us;     /* graceful: Close to echo */
+        lg_hist e2e_us;       /* pub/sub: publish timestamp to delivery */
         lg_samples detect_ms; /* app silence detections */
         lg_power_rec *power;
         size_t npower, power_cap;
@@ -138,6 +148,9 @@ struct lg_engine {
         _Atomic int stop;
         _Atomic uint64_t first_drop_us; /* storm: run clock of the first drop + 1, 0 = none */
         _Atomic uint64_t event_us;      /* run clock of the event + 1, 0 = not yet */
+        _Atomic uint64_t pub_start_us;  /* run clock publishing starts + 1, 0 = not yet */
+        lg_market mkt;                  /* pub/sub tables (read-only once started) */
+        WOLFSSL_CTX *tls;               /* --tls client context, shared by the threads */
 };
 
 /* Picks the thread count, allocates and starts the threads. Returns 0 or a negative
@@ -156,5 +169,26 @@ void lg_engine_sum(const lg_engine *e, lg_counters *out);
 
 /* Run clock, microseconds since the engine started. */
 uint64_t lg_engine_now_us(const lg_engine *e);
+
+/* ---- for the scenario modules (market.c), on the owning thread only ---- */
+
+static inline uint32_t lg_conn_slot(const lg_thread *t, const lg_conn *c)
+{
+        return (uint32_t)(c - t->conns);
+}
+static inline lg_pub *lg_conn_pub(lg_thread *t, lg_conn *c)
+{
+        return &t->pubs[lg_conn_slot(t, c) - t->nconns];
+}
+
+/* Queues bytes on c (encrypted first under --tls); nothing moves until lg_conn_flush(),
+ * so a burst leaves in one send. 0 or a negative errno. */
+int lg_conn_queue(lg_thread *t, lg_conn *c, const void *p, size_t n);
+/* Queues one masked text frame of any size. */
+int lg_conn_queue_text(lg_thread *t, lg_conn *c, const void *p, size_t n);
+/* Sends what is queued unless a send is in flight (its completion sends the rest). */
+void lg_conn_flush(lg_thread *t, lg_conn *c);
+/* Arms c's one timer for run clock at_us (1 ms grain, never early). */
+void lg_conn_arm(lg_thread *t, lg_conn *c, uint64_t at_us);
 
 #endif

@@ -42,10 +42,10 @@ static void sleep_ms(unsigned ms)
         nanosleep(&ts, NULL);
 }
 
-static void read_rss(long *rss, long *hwm)
+static void read_rss_of(const char *path, long *rss, long *hwm)
 {
         char line[256];
-        FILE *f = fopen("/proc/self/status", "r");
+        FILE *f = fopen(path, "r");
 
         *rss = *hwm = 0;
         if (!f)
@@ -57,6 +57,22 @@ static void read_rss(long *rss, long *hwm)
                         *hwm = strtol(line + 6, NULL, 10);
         }
         fclose(f);
+}
+
+static void read_rss(long *rss, long *hwm)
+{
+        read_rss_of("/proc/self/status", rss, hwm);
+}
+
+/* The server's VmRSS (slow: memory must stay bounded); 0 when it cannot be read. */
+static long server_rss(int pid)
+{
+        char path[64];
+        long rss, hwm;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", pid);
+        read_rss_of(path, &rss, &hwm);
+        return rss;
 }
 
 /* What main keeps while watching. */
@@ -72,6 +88,11 @@ typedef struct lg_watch {
         double peak_rate;
         double all_back_ms;
         double answered_at_ms; /* the scenario's question got its answer; < 0 not yet */
+        uint64_t pub_start_us; /* run clock publishing started; 0 not yet */
+        long srv_rss_base, srv_rss_max, srv_rss_last;
+        double *srv_rss; /* (t_s, kib) pairs */
+        size_t srv_rss_n, srv_rss_cap;
+        uint64_t next_rss_us, next_keep_us;
 } lg_watch;
 
 static void progress(const lg_engine *e, const lg_counters *c, uint64_t *last_msgs, double t_s,
@@ -88,6 +109,33 @@ static void progress(const lg_engine *e, const lg_counters *c, uint64_t *last_ms
                 (unsigned long long)TW_GET(c->silent), (unsigned long long)TW_GET(c->detected),
                 (unsigned long long)TW_GET(c->reconnects));
         *last_msgs = msgs;
+}
+
+/* The server's RSS every 250 ms for the maximum, one (t, kib) pair a second kept. */
+static void sample_server_rss(lg_watch *w, int pid, uint64_t now_us)
+{
+        long kib = server_rss(pid);
+
+        w->next_rss_us = now_us + 250000;
+        if (!kib)
+                return;
+        w->srv_rss_last = kib;
+        if (kib > w->srv_rss_max)
+                w->srv_rss_max = kib;
+        if (now_us < w->next_keep_us)
+                return;
+        w->next_keep_us = now_us + 1000000;
+        if (w->srv_rss_n + 2 > w->srv_rss_cap) {
+                size_t cap = w->srv_rss_cap ? w->srv_rss_cap * 2 : 128;
+                double *v = realloc(w->srv_rss, cap * sizeof(*v));
+
+                if (!v)
+                        return;
+                w->srv_rss = v;
+                w->srv_rss_cap = cap;
+        }
+        w->srv_rss[w->srv_rss_n++] = now_us / 1e6;
+        w->srv_rss[w->srv_rss_n++] = (double)kib;
 }
 
 /* One watch step; returns true when the run can end now. */
@@ -224,6 +272,7 @@ static void merge_threads(lg_engine *e, lg_summary *s, lg_event **rows, size_t *
         lg_hist_init(&s->latency_us);
         lg_hist_init(&s->handshake_us);
         lg_hist_init(&s->close_us);
+        lg_hist_init(&s->e2e_us);
         for (unsigned i = 0; i < e->nthreads; i++)
                 total += e->threads[i].nevents;
         *rows = malloc((total ? total : 1) * sizeof(**rows));
@@ -234,6 +283,7 @@ static void merge_threads(lg_engine *e, lg_summary *s, lg_event **rows, size_t *
                 lg_hist_merge(&s->latency_us, &t->latency_us);
                 lg_hist_merge(&s->handshake_us, &t->handshake_us);
                 lg_hist_merge(&s->close_us, &t->close_us);
+                lg_hist_merge(&s->e2e_us, &t->e2e_us);
                 if (s->o->silence == LG_SILENCE_APP)
                         lg_samples_merge(&s->detect_ms, &t->detect_ms);
                 if (*rows && t->nevents) {
@@ -268,13 +318,6 @@ int main(int argc, char **argv)
                 fprintf(stderr, "tickwire-loadgen: %s\n", err);
                 return 2;
         }
-        if (o.scenario == LG_SC_MARKET || o.scenario == LG_SC_SLOW) {
-                fprintf(stderr,
-                        "tickwire-loadgen: --scenario %s: not implemented yet (pub/sub "
-                        "scenarios land with the topic work)\n",
-                        lg_scenario_name(o.scenario));
-                return 2;
-        }
         if (o.server_log) {
                 ret = lg_log_open(&log, o.server_log);
                 if (ret < 0) {
@@ -302,6 +345,13 @@ int main(int argc, char **argv)
         s.gauge_return_ms = -1;
         w.all_back_ms = -1;
         w.answered_at_ms = -1;
+        if (o.server_pid) {
+                w.srv_rss_base = w.srv_rss_max = w.srv_rss_last = server_rss(o.server_pid);
+                if (!w.srv_rss_base)
+                        fprintf(stderr,
+                                "tickwire-loadgen: --server-pid %d: cannot read its VmRSS\n",
+                                o.server_pid);
+        }
 
         ret = lg_engine_start(&e, &o);
         if (ret < 0) {
@@ -324,6 +374,15 @@ int main(int argc, char **argv)
                                  (double)(now_us - last_print_us) / 1e6);
                         last_print_us = now_us;
                         next_print_us += 1000000;
+                }
+                if (lg_opts_pubsub(&o) && !w.pub_start_us &&
+                    TW_GET(c.done_first) >= o.connections) {
+                        /* Every subscriber has resolved: the publishers may start. */
+                        w.pub_start_us = now_us;
+                        atomic_store_explicit(&e.pub_start_us, now_us + 1, memory_order_release);
+                }
+                if (o.server_pid && now_us >= w.next_rss_us) {
+                        sample_server_rss(&w, o.server_pid, now_us);
                 }
                 done = watch(&e, &w, logp, &c, now_us, s.have_expected ? exp_max : 0);
                 if (done || interrupted || now_us >= o.duration_ms * 1000)
@@ -352,6 +411,23 @@ int main(int argc, char **argv)
         }
         s.rate_per_s = s.ramp_s > 0 ? (double)TW_GET(s.c.established_first) / s.ramp_s : 0;
         s.msgs_per_s = s.elapsed_s > 0 ? (double)TW_GET(s.c.msgs_received) / s.elapsed_s : 0;
+        s.pubsub = lg_opts_pubsub(&o);
+        if (s.pubsub) {
+                /* Topic messages over the window they could flow in. */
+                s.pub_window_s = w.pub_start_us ? s.elapsed_s - w.pub_start_us / 1e6 : 0;
+                s.msgs_per_s =
+                    s.pub_window_s > 0 ? (double)TW_GET(s.c.topic_msgs) / s.pub_window_s : 0;
+                s.pub_per_s =
+                    s.pub_window_s > 0 ? (double)TW_GET(s.c.pub_acked) / s.pub_window_s : 0;
+        }
+        if (o.server_pid) {
+                s.srv_rss_base_kib = w.srv_rss_base;
+                s.srv_rss_max_kib = w.srv_rss_max;
+                s.srv_rss_end_kib = w.srv_rss_last;
+                s.srv_rss = w.srv_rss;
+                s.srv_rss_n = w.srv_rss_n / 2;
+        }
+        s.slow_clients = o.scenario == LG_SC_SLOW ? lg_scenario_hit_count(&o, o.connections) : 0;
         s.conn_seconds = w.conn_seconds;
         if (w.conn_seconds > 0) {
                 /* Every heartbeat frame is its own segment on an idle connection: 52 bytes
@@ -416,6 +492,7 @@ int main(int argc, char **argv)
                 if (e.threads[i].err < 0)
                         rc = 1;
         free(rows);
+        free(w.srv_rss);
         lg_samples_free(&s.detect_ms);
         lg_samples_free(&s.observed_ms);
         if (logp)

@@ -46,9 +46,10 @@ typedef struct lg_sub {
 } lg_sub;
 
 enum lg_sub_flag {
-        LG_SUB_HAVE = 1 << 0,    /* last is meaningful */
+        LG_SUB_HAVE = 1 << 0,     /* last is meaningful */
         LG_SUB_RESUMING = 1 << 1, /* resubscribed with since, first message not seen yet */
         LG_SUB_WAIT = 1 << 2,     /* subscribe sent, no answer yet */
+        LG_SUB_SLOW = 1 << 3,     /* slow: this client stopped reading at the event */
 };
 
 /* A publishing connection. */
@@ -68,10 +69,10 @@ typedef struct lg_pub {
 typedef struct lg_market {
         double *cdf; /* [topics] */
         uint32_t topics;
-        double rate_per_pub;     /* messages/s per publisher */
-        uint32_t burst;          /* messages per tick */
-        uint64_t tick_us;        /* publisher timer period */
-        char *pad;               /* --payload bytes of 'x': the padding source */
+        double rate_per_pub; /* messages/s per publisher */
+        uint32_t burst;      /* messages per tick */
+        uint64_t tick_us;    /* publisher timer period */
+        char *pad;           /* --payload bytes of 'x': the padding source */
 } lg_market;
 
 int lg_market_init(lg_market *m, const lg_opts *o);

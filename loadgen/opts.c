@@ -53,6 +53,9 @@ void lg_opts_usage(FILE *out)
             "  --resume-at DUR          slow: when the slow subscribers read again (what\n"
             "                           they find is reported) [duration - 3s]\n"
             "  --server-pid PID         slow: sample the server's VmRSS from /proc/PID\n"
+            "  --slow-rcvbuf SIZE       slow: SO_RCVBUF of the slow clients, so the server's\n"
+            "                           bound is reached in seconds, not minutes; 0 = the\n"
+            "                           kernel's autotuning (up to MiBs) [16KiB]\n"
             "  --silence app|power      app: stop talking and reading, kernel still ACKs;\n"
             "                           power: also drop every packet (BPF filter) [app]\n"
             "  --close-timeout DUR      graceful: wait this long for the Close echo [2s]\n"
@@ -134,6 +137,7 @@ static void defaults(lg_opts *o)
         o->zipf_s = 1.0;
         o->publishers = 1;
         o->pub_via = LG_PUB_HTTP;
+        o->slow_rcvbuf = 16384;
 }
 
 bool lg_opts_pubsub(const lg_opts *o)
@@ -274,9 +278,8 @@ static int apply(lg_opts *o, const char *f, const char *v)
                 return parse_u32(v, &o->topics) < 0 || o->topics == 0 ? -EINVAL : 0;
         }
         if (!strcmp(f, "zipf"))
-                return parse_double(v, &o->zipf_s) < 0 || o->zipf_s < 0 || o->zipf_s > 10
-                           ? -EINVAL
-                           : 0;
+                return parse_double(v, &o->zipf_s) < 0 || o->zipf_s < 0 || o->zipf_s > 10 ? -EINVAL
+                                                                                          : 0;
         if (!strcmp(f, "publishers"))
                 return parse_u32(v, &o->publishers) < 0 || o->publishers > 10000 ? -EINVAL : 0;
         if (!strcmp(f, "burst"))
@@ -301,6 +304,13 @@ static int apply(lg_opts *o, const char *f, const char *v)
                 if (parse_u32(v, &pid) < 0 || pid == 0 || pid > INT32_MAX)
                         return -EINVAL;
                 o->server_pid = (int)pid;
+                return 0;
+        }
+        if (!strcmp(f, "slow-rcvbuf")) {
+                uint64_t b;
+                if (tw_parse_size(v, &b) < 0 || b > (1u << 30))
+                        return -EINVAL;
+                o->slow_rcvbuf = (uint32_t)b;
                 return 0;
         }
         if (!strcmp(f, "ca")) {
@@ -382,6 +392,7 @@ static const char *const value_flags[] = {"target",
                                           "slow-fraction",
                                           "resume-at",
                                           "server-pid",
+                                          "slow-rcvbuf",
                                           "zipf",
                                           "publishers",
                                           "burst",
@@ -492,8 +503,8 @@ int lg_opts_parse(lg_opts *o, int argc, char **argv, FILE *out, char *err, size_
                 if (!o->fraction_set)
                         o->fraction = 0.1;
                 if (!o->resume_at_ms)
-                        o->resume_at_ms = o->duration_ms > 6000 ? o->duration_ms - 3000
-                                                                : o->duration_ms / 2;
+                        o->resume_at_ms =
+                            o->duration_ms > 6000 ? o->duration_ms - 3000 : o->duration_ms / 2;
                 if (o->resume_at_ms <= o->event_at_ms || o->resume_at_ms >= o->duration_ms) {
                         snprintf(err, errlen,
                                  "--resume-at: must fall after --silent-at and before the end "

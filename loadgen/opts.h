@@ -63,22 +63,23 @@ typedef struct lg_opts {
         bool quiet;             /* --quiet: no live progress */
         uint64_t seed;          /* --seed: PRNG seed (masks, keys, jitter) */
         /* pub/sub (market, slow; storm when --topics is given) */
-        uint32_t topics;              /* --topics: lg.0 .. lg.N-1 */
-        bool topics_set;              /* given explicitly (turns pub/sub on for storm) */
-        double zipf_s;                /* --zipf: subscription popularity exponent [1] */
-        uint32_t publishers;          /* --publishers: publishing connections [1] */
-        double publish_rate;          /* --publish-rate: messages/s, all publishers */
-        uint32_t payload;             /* --payload: bytes of each published JSON value */
-        uint32_t burst;               /* --burst: messages per publisher tick; 0 = auto */
-        enum lg_publish_via pub_via;  /* --publish-via http|ws [http] */
-        const char *publish_token;    /* --publish-token: Bearer for /publish or the 101 */
-        uint64_t resume_at_ms;        /* slow: when slow clients read again; 0 = auto */
-        int server_pid;               /* --server-pid: the server's RSS is sampled */
+        uint32_t topics;             /* --topics: lg.0 .. lg.N-1 */
+        bool topics_set;             /* given explicitly (turns pub/sub on for storm) */
+        double zipf_s;               /* --zipf: subscription popularity exponent [1] */
+        uint32_t publishers;         /* --publishers: publishing connections [1] */
+        double publish_rate;         /* --publish-rate: messages/s, all publishers */
+        uint32_t payload;            /* --payload: bytes of each published JSON value */
+        uint32_t burst;              /* --burst: messages per publisher tick; 0 = auto */
+        enum lg_publish_via pub_via; /* --publish-via http|ws [http] */
+        const char *publish_token;   /* --publish-token: Bearer for /publish or the 101 */
+        uint64_t resume_at_ms;       /* slow: when slow clients read again; 0 = auto */
+        uint32_t slow_rcvbuf;        /* slow: SO_RCVBUF of the slow clients; 0 = kernel's */
+        int server_pid;              /* --server-pid: the server's RSS is sampled */
         /* TLS */
-        bool tls;             /* --tls: wss:// (wolfSSL over the ring) */
-        bool insecure;        /* --insecure: accept any certificate */
-        const char *ca_file;  /* --ca: PEM to verify the server with [system store] */
-        const char *sni;      /* --sni: server name sent and verified [none] */
+        bool tls;            /* --tls: wss:// (wolfSSL over the ring) */
+        bool insecure;       /* --insecure: accept any certificate */
+        const char *ca_file; /* --ca: PEM to verify the server with [system store] */
+        const char *sni;     /* --sni: server name sent and verified [none] */
 } lg_opts;
 
 /* The scenario publishes and subscribes (market, slow, and storm with --topics). */

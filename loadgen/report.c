@@ -15,6 +15,97 @@ static double q(const lg_samples *s, double p)
         return lg_samples_quantile(s, p);
 }
 
+#define U(x) ((unsigned long long)(x))
+
+static const char *const via_names[] = {"http", "ws"};
+
+/* The latency the DESIGN 7 field means: end-to-end under pub/sub, the app ping round trip
+ * otherwise. */
+static const lg_hist *latency_of(const lg_summary *s)
+{
+        return s->pubsub ? &s->e2e_us : &s->latency_us;
+}
+
+static void table_pubsub(FILE *out, const lg_summary *s)
+{
+        const lg_opts *o = s->o;
+        const lg_hist *h = &s->e2e_us;
+
+        fprintf(out, "| topics / zipf s / publishers / via | %u / %.2f / %u / %s |\n", o->topics,
+                o->zipf_s, o->publishers, via_names[o->pub_via]);
+        fprintf(out, "| topic messages delivered | %llu (%.0f /s over %.1f s) |\n",
+                U(TW_GET(s->c.topic_msgs)), s->msgs_per_s, s->pub_window_s);
+        fprintf(out, "| seq gaps (messages missing) | %llu (%llu) |\n", U(TW_GET(s->c.gaps)),
+                U(TW_GET(s->c.lost)));
+        fprintf(out,
+                "| end-to-end latency p50 / p90 / p99 / p99.9 / max | %llu / %llu / %llu / %llu / "
+                "%llu us (%llu samples) |\n",
+                U(lg_hist_quantile(h, 0.5)), U(lg_hist_quantile(h, 0.9)),
+                U(lg_hist_quantile(h, 0.99)), U(lg_hist_quantile(h, 0.999)), U(h->max),
+                U(h->count));
+        fprintf(out,
+                "| publishes sent / acked / errors / skipped | %llu / %llu / %llu / %llu (%.0f /s "
+                "acked, asked %.0f /s) |\n",
+                U(TW_GET(s->c.pub_sent)), U(TW_GET(s->c.pub_acked)), U(TW_GET(s->c.pub_errors)),
+                U(TW_GET(s->c.pub_skipped)), s->pub_per_s, o->publish_rate);
+        fprintf(out, "| subscribed / error replies | %llu / %llu |\n", U(TW_GET(s->c.subscribed)),
+                U(TW_GET(s->c.proto_errors)));
+        if (o->scenario == LG_SC_STORM)
+                fprintf(out,
+                        "| resumes with since / unrecovered / gaps after resume (missing) | %llu / "
+                        "%llu / %llu (%llu) |\n",
+                        U(TW_GET(s->c.resumes)), U(TW_GET(s->c.unrecovered)),
+                        U(TW_GET(s->c.resume_gaps)), U(TW_GET(s->c.resume_lost)));
+        if (o->scenario == LG_SC_SLOW) {
+                fprintf(out, "| slow clients planned / paused / resumed | %u / %llu / %llu |\n",
+                        s->slow_clients, U(TW_GET(s->c.slow_paused)), U(TW_GET(s->c.slow_resumed)));
+                fprintf(out,
+                        "| slow: read after resume / seq jumps (missing) | %llu / %llu (%llu) |\n",
+                        U(TW_GET(s->c.slow_msgs)), U(TW_GET(s->c.slow_jumps)),
+                        U(TW_GET(s->c.slow_lost)));
+                fprintf(out, "| slow: Close 1013 / dropped otherwise | %llu / %llu |\n",
+                        U(TW_GET(s->c.slow_1013)), U(TW_GET(s->c.slow_dropped)));
+        }
+        if (s->srv_rss_max_kib)
+                fprintf(out, "| server RSS before / max / end | %.1f / %.1f / %.1f MiB |\n",
+                        s->srv_rss_base_kib / 1024.0, s->srv_rss_max_kib / 1024.0,
+                        s->srv_rss_end_kib / 1024.0);
+}
+
+static void json_pubsub(FILE *f, const lg_summary *s)
+{
+        const lg_opts *o = s->o;
+
+        fprintf(f,
+                "  \"pubsub\": {\"topics\": %u, \"zipf_s\": %.3f, \"publishers\": %u, "
+                "\"publish_rate\": %.1f, \"payload\": %u, \"burst\": %u, \"via\": \"%s\", "
+                "\"window_s\": %.3f, \"sent\": %llu, \"acked\": %llu, \"errors\": %llu, "
+                "\"skipped\": %llu, \"acked_per_s\": %.1f, \"subscribed\": %llu, "
+                "\"error_replies\": %llu},\n",
+                o->topics, o->zipf_s, o->publishers, o->publish_rate, o->payload, s->o->burst,
+                via_names[o->pub_via], s->pub_window_s, U(TW_GET(s->c.pub_sent)),
+                U(TW_GET(s->c.pub_acked)), U(TW_GET(s->c.pub_errors)), U(TW_GET(s->c.pub_skipped)),
+                s->pub_per_s, U(TW_GET(s->c.subscribed)), U(TW_GET(s->c.proto_errors)));
+        fprintf(f,
+                "  \"resume\": {\"resumes\": %llu, \"unrecovered\": %llu, \"gaps\": %llu, "
+                "\"lost\": %llu},\n",
+                U(TW_GET(s->c.resumes)), U(TW_GET(s->c.unrecovered)), U(TW_GET(s->c.resume_gaps)),
+                U(TW_GET(s->c.resume_lost)));
+        fprintf(f,
+                "  \"slow\": {\"clients\": %u, \"paused\": %llu, \"resumed\": %llu, "
+                "\"messages\": %llu, \"jumps\": %llu, \"lost\": %llu, \"closed_1013\": %llu, "
+                "\"dropped\": %llu, \"server_rss_base_kib\": %ld, \"server_rss_max_kib\": %ld, "
+                "\"server_rss_end_kib\": %ld, \"server_rss_kib\": [",
+                s->slow_clients, U(TW_GET(s->c.slow_paused)), U(TW_GET(s->c.slow_resumed)),
+                U(TW_GET(s->c.slow_msgs)), U(TW_GET(s->c.slow_jumps)), U(TW_GET(s->c.slow_lost)),
+                U(TW_GET(s->c.slow_1013)), U(TW_GET(s->c.slow_dropped)), s->srv_rss_base_kib,
+                s->srv_rss_max_kib, s->srv_rss_end_kib);
+        for (size_t i = 0; i < s->srv_rss_n; i++)
+                fprintf(f, "%s[%.2f, %.0f]", i ? ", " : "", s->srv_rss[2 * i],
+                        s->srv_rss[2 * i + 1]);
+        fprintf(f, "]},\n");
+}
+
 static void opt_num(FILE *f, double v)
 {
         if (v < 0 || !isfinite(v))
@@ -29,12 +120,12 @@ void lg_report_table(FILE *out, const lg_summary *s)
         const lg_samples *d = &s->detect_ms;
 
         fprintf(out,
-                "\ntickwire-loadgen: scenario %s%s%s, target %s, %u connections, %u threads, "
+                "\ntickwire-loadgen: scenario %s%s%s, target %s%s, %u connections, %u threads, "
                 "%.1f s\n\n",
                 lg_scenario_name(o->scenario), o->scenario == LG_SC_SILENT ? " --silence " : "",
                 o->scenario == LG_SC_SILENT ? (o->silence == LG_SILENCE_POWER ? "power" : "app")
                                             : "",
-                o->target_text, o->connections, s->threads, s->elapsed_s);
+                o->target_text, o->tls ? " (tls)" : "", o->connections, s->threads, s->elapsed_s);
         fprintf(out, "| metric | value |\n|---|---|\n");
         fprintf(out, "| connections established | %llu / %u |\n",
                 (unsigned long long)TW_GET(s->c.established_first), o->connections);
@@ -49,8 +140,11 @@ void lg_report_table(FILE *out, const lg_summary *s)
         fprintf(out, "| handshake p50 / p99 / max | %.2f / %.2f / %.2f ms |\n",
                 lg_hist_quantile(&s->handshake_us, 0.5) / 1000.0,
                 lg_hist_quantile(&s->handshake_us, 0.99) / 1000.0, s->handshake_us.max / 1000.0);
-        fprintf(out, "| messages received | %llu (%.1f /s) |\n",
-                (unsigned long long)TW_GET(s->c.msgs_received), s->msgs_per_s);
+        if (s->pubsub)
+                table_pubsub(out, s);
+        else
+                fprintf(out, "| messages received | %llu (%.1f /s) |\n",
+                        (unsigned long long)TW_GET(s->c.msgs_received), s->msgs_per_s);
         fprintf(out, "| app ping RTT p50 / p99 / max | %llu / %llu / %llu us (%llu samples) |\n",
                 (unsigned long long)lg_hist_quantile(&s->latency_us, 0.5),
                 (unsigned long long)lg_hist_quantile(&s->latency_us, 0.99),
@@ -129,17 +223,20 @@ int lg_report_json(const char *path, const lg_summary *s)
                 "\"rate_per_s\": %.1f},\n",
                 o->connections, (unsigned long long)TW_GET(s->c.established_first),
                 (unsigned long long)TW_GET(s->c.failed_first), s->rate_per_s);
-        fprintf(f, "  \"messages\": {\"received\": %llu, \"per_s\": %.2f, \"gaps\": %llu},\n",
-                (unsigned long long)TW_GET(s->c.msgs_received), s->msgs_per_s,
-                (unsigned long long)TW_GET(s->c.gaps));
+        /* Under pub/sub: topic messages and end-to-end latency; otherwise every data
+         * message and the app ping round trip. */
+        fprintf(f,
+                "  \"messages\": {\"received\": %llu, \"per_s\": %.2f, \"gaps\": %llu, "
+                "\"lost\": %llu},\n",
+                U(s->pubsub ? TW_GET(s->c.topic_msgs) : TW_GET(s->c.msgs_received)), s->msgs_per_s,
+                U(TW_GET(s->c.gaps)), U(TW_GET(s->c.lost)));
         fprintf(f,
                 "  \"latency_us\": {\"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"p999\": %llu, "
-                "\"max\": %llu},\n",
-                (unsigned long long)lg_hist_quantile(&s->latency_us, 0.5),
-                (unsigned long long)lg_hist_quantile(&s->latency_us, 0.9),
-                (unsigned long long)lg_hist_quantile(&s->latency_us, 0.99),
-                (unsigned long long)lg_hist_quantile(&s->latency_us, 0.999),
-                (unsigned long long)s->latency_us.max);
+                "\"max\": %llu, \"count\": %llu, \"kind\": \"%s\"},\n",
+                U(lg_hist_quantile(latency_of(s), 0.5)), U(lg_hist_quantile(latency_of(s), 0.9)),
+                U(lg_hist_quantile(latency_of(s), 0.99)), U(lg_hist_quantile(latency_of(s), 0.999)),
+                U(latency_of(s)->max), U(latency_of(s)->count),
+                s->pubsub ? "end_to_end" : "app_ping_rtt");
         fprintf(f,
                 "  \"detection_ms\": {\"count\": %zu, \"min\": %.3f, \"p50\": %.3f, \"p90\": %.3f, "
                 "\"p99\": %.3f, \"max\": %.3f, \"expected_min\": ",
@@ -155,6 +252,14 @@ int lg_report_json(const char *path, const lg_summary *s)
 
         /* Extras. */
         fprintf(f, "  \"scenario\": \"%s\",\n", lg_scenario_name(o->scenario));
+        fprintf(f, "  \"tls\": %s,\n", o->tls ? "true" : "false");
+        fprintf(f,
+                "  \"ping_rtt_us\": {\"p50\": %llu, \"p99\": %llu, \"max\": %llu, \"count\": "
+                "%llu},\n",
+                U(lg_hist_quantile(&s->latency_us, 0.5)), U(lg_hist_quantile(&s->latency_us, 0.99)),
+                U(s->latency_us.max), U(s->latency_us.count));
+        if (s->pubsub)
+                json_pubsub(f, s);
         fprintf(f, "  \"silence\": \"%s\",\n", o->silence == LG_SILENCE_POWER ? "power" : "app");
         fprintf(f, "  \"threads\": %u,\n  \"elapsed_s\": %.3f,\n", s->threads, s->elapsed_s);
         fprintf(f, "  \"failures\": {");

@@ -54,6 +54,16 @@ typedef struct lg_summary {
         double conn_seconds;
 
         long rss_kib, hwm_kib;
+
+        /* pub/sub */
+        bool pubsub;
+        lg_hist e2e_us;      /* publish timestamp to delivery, reading subscribers */
+        double pub_window_s; /* from the publish start to the end */
+        double pub_per_s;    /* publishes acknowledged per second */
+        long srv_rss_base_kib, srv_rss_max_kib, srv_rss_end_kib; /* --server-pid; 0: none */
+        const double *srv_rss; /* pairs (t_s, kib), one a second */
+        size_t srv_rss_n;
+        uint32_t slow_clients; /* planned: --slow-fraction of --connections */
 } lg_summary;
 
 void lg_report_table(FILE *out, const lg_summary *s);

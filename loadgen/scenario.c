@@ -11,7 +11,7 @@
 bool lg_scenario_has_event(const lg_opts *o)
 {
         return o->scenario == LG_SC_SILENT || o->scenario == LG_SC_ABORT ||
-               o->scenario == LG_SC_GRACEFUL;
+               o->scenario == LG_SC_GRACEFUL || o->scenario == LG_SC_SLOW;
 }
 
 /* The fraction in millionths, so the rule below is exact integer arithmetic. */
@@ -86,18 +86,4 @@ bool lg_scenario_expected(uint64_t ping_ms, uint64_t idle_ms, uint64_t tick_ms, 
         *min_ms = (double)(idle_ms - ping_ms);
         *max_ms = (double)(idle_ms + tick_ms + 50);
         return true;
-}
-
-void lg_scenario_on_open(struct lg_thread *t, struct lg_conn *c)
-{
-        (void)t;
-        (void)c;
-}
-
-void lg_scenario_on_message(struct lg_thread *t, struct lg_conn *c, const uint8_t *p, size_t n)
-{
-        (void)t;
-        (void)c;
-        (void)p;
-        (void)n;
 }

@@ -7,9 +7,7 @@
  * Owns: the rules, not the state: no sockets, no clocks, no threads (times come in as
  * arguments). Must not touch: the ring, the report.
  *
- * market and slow (pub/sub) are not here yet: they plug in as lg_scenario_on_open()
- * (subscribe after the 101) and lg_scenario_on_message() (seq gaps, end-to-end latency
- * from the payload timestamp); both are no-ops for the scenarios below.
+ * What a pub/sub client does (market, slow, storm with topics) is in market.h.
  */
 #ifndef LG_SCENARIO_H
 #define LG_SCENARIO_H
@@ -20,7 +18,7 @@
 
 #include "opts.h"
 
-/* The scenario has a one-off event at --silent-at (silent, abort, graceful). */
+/* The scenario has a one-off event at --silent-at (silent, abort, graceful, slow). */
 bool lg_scenario_has_event(const lg_opts *o);
 
 /* Client `id` is hit by the event: exactly round(fraction * N) of any N consecutive ids,
@@ -46,11 +44,5 @@ bool lg_scenario_retry_hint(const uint8_t *reason, size_t len, uint64_t *ms);
  * heartbeat settings. False when they are unknown. */
 bool lg_scenario_expected(uint64_t ping_ms, uint64_t idle_ms, uint64_t tick_ms, double *min_ms,
                           double *max_ms);
-
-/* Hooks for the pub/sub scenarios (market, slow); no-ops today. */
-struct lg_thread;
-struct lg_conn;
-void lg_scenario_on_open(struct lg_thread *t, struct lg_conn *c);
-void lg_scenario_on_message(struct lg_thread *t, struct lg_conn *c, const uint8_t *p, size_t n);
 
 #endif
