@@ -1589,6 +1589,7 @@ void lg_engine_join(lg_engine *e)
                 pthread_join(t->thread, NULL);
                 if (t->err == 0) {
                         tw_bufring_free(&t->ring, &t->bufs);
+                        tw_wheel_free(&t->wheel);
                         io_uring_queue_exit(&t->ring);
                 }
         }

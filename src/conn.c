@@ -173,6 +173,8 @@ static int outq_over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
                         return -ENOMEM;
                 }
                 tw_worker_mark_dirty(w, c);
+                if (c->state == TW_CONN_DEAD || !c->out)
+                        return -ENOMEM;
                 o = c->out;
                 pinned = outq_pinned(c, &pinned_bytes);
                 dropped = tw_conflate(o->q, o->cap, &o->head, &o->count, pinned, false, &o->bytes);
@@ -366,8 +368,9 @@ static void on_close_frame(struct tw_worker *w, tw_conn *c, const uint8_t *p, si
                 return;
         }
         if (c->flags & TW_CF_CLOSE_SENT) {
-                /* The reply to our Close: the handshake is complete. */
-                tw_worker_terminate(w, c, c->close_code);
+                /* The reply to our Close (or Closes that crossed): the handshake is
+                 * complete once ours is out too. */
+                linger(w, c);
                 return;
         }
         /* Echo the code (none when they sent none), then close TCP: the server side
@@ -439,7 +442,8 @@ static void on_data_event(struct tw_worker *w, tw_conn *c, const tw_ws_event *ev
         }
         if (ev->msg_end) {
                 on_text(w, c, rx->buf, rx->len);
-                rx->len = 0;
+                if (c->rx) /* on_text may have ended the connection and freed rx */
+                        c->rx->len = 0;
         }
 }
 
@@ -534,6 +538,7 @@ static void respond(struct tw_worker *w, tw_conn *c, int status, const char *cty
         f->len = (uint32_t)n;
         if (tw_conn_send(w, c, f) < 0)
                 return;
+        c->flags |= TW_CF_SERVED;
         if (close) {
                 c->state = TW_CONN_HTTP;
                 linger(w, c);
@@ -726,6 +731,12 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
         }
         while (n > 0 && c->state == TW_CONN_HTTP) {
                 tw_http_request req;
+
+                /* A client that pipelines requests and reads no answers: stop answering
+                 * until the queue drains (tw_conn_resume); what it sends meanwhile is
+                 * kept up to the request limit, then it is dropped. */
+                if (tw_conn_queued(c) > w->srv->cfg.max_queue)
+                        goto keep;
                 int head = tw_http_parse_request((const char *)data, n, &req);
                 int64_t blen = 0;
                 int r;
@@ -790,6 +801,7 @@ keep:
                 struct tw_rx *rx = rx_get(c);
 
                 if (!rx || rx_append(rx, data, n, limit) < 0) {
+                        TW_INC(w->metrics.limit_hits);
                         tw_worker_terminate(w, c, 0);
                         return;
                 }
@@ -812,6 +824,13 @@ void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
         }
 }
 
+void tw_conn_resume(struct tw_worker *w, tw_conn *c)
+{
+        if (c->state == TW_CONN_HTTP && c->rx && c->rx->len &&
+            tw_conn_queued(c) <= w->srv->cfg.max_queue)
+                http_input(w, c, NULL, 0);
+}
+
 void tw_conn_on_eof(struct tw_worker *w, tw_conn *c)
 {
         switch (c->state) {
@@ -821,7 +840,8 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c)
                         linger(w, c);
                         break;
                 }
-                TW_INC(w->metrics.handshake_failures[TW_HS_CLOSED]);
+                if (!(c->flags & TW_CF_SERVED))
+                        TW_INC(w->metrics.handshake_failures[TW_HS_CLOSED]);
                 tw_worker_terminate(w, c, 0);
                 break;
         case TW_CONN_OPEN:

@@ -62,7 +62,15 @@ static uint64_t ticks_of(const tw_worker *w, uint64_t at_ms)
 
 void tw_worker_arm(tw_worker *w, tw_conn *c, uint64_t at_ms)
 {
-        tw_wheel_add(&w->wheel, &c->timer, ticks_of(w, at_ms));
+        /* A dead connection keeps no deadline: its node is wiped when the slot frees. */
+        if (c->state == TW_CONN_DEAD || c->state == TW_CONN_FREE)
+                return;
+        if (tw_wheel_add(&w->wheel, &c->timer, ticks_of(w, at_ms)) < 0) {
+                /* A connection without a deadline could outlive its peer: end it. */
+                log_once(w, TW_LOGGED_NOMEM, "out of memory for a timer");
+                TW_INC(w->metrics.limit_hits);
+                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+        }
 }
 
 static void log_detect(tw_worker *w, tw_conn *c, int fd)
@@ -139,7 +147,8 @@ static void on_timer(tw_wheel *wh, tw_timer *t, void *ctx)
         case TW_CONN_HTTP:
                 if (c->flags & TW_CF_SESSION)
                         break;
-                TW_INC(w->metrics.handshake_failures[TW_HS_TIMEOUT]);
+                if (!(c->flags & TW_CF_SERVED))
+                        TW_INC(w->metrics.handshake_failures[TW_HS_TIMEOUT]);
                 tw_worker_terminate(w, c, 0);
                 break;
         case TW_CONN_OPEN:
@@ -456,6 +465,8 @@ static void on_send(tw_worker *w, struct io_uring_cqe *cqe)
         left = tw_outq_complete(c, (size_t)cqe->res);
         if (left)
                 tw_worker_mark_dirty(w, c);
+        if (c->state == TW_CONN_HTTP)
+                tw_conn_resume(w, c);
         else if (c->state == TW_CONN_LINGER)
                 tw_worker_terminate(w, c, c->close_code);
         maybe_release(w, c);
@@ -594,7 +605,7 @@ static int worker_setup(tw_worker *w)
         w->iov = calloc((size_t)TW_MSG_ARENA * TW_IOV_MAX, sizeof(*w->iov));
         if (!w->msg || !w->iov)
                 return -ENOMEM;
-        atomic_store_explicit(&w->ring_fd, w->ring.ring_fd, memory_order_release);
+        atomic_store_explicit(&w->ring_fd, w->ring.ring_fd, memory_order_seq_cst);
         ret = tw_bufring_init(&w->ring, &w->bufs, 0, TW_RECV_BUFS, TW_RECV_BUF_SZ);
         if (ret < 0) {
                 fprintf(stderr, "tickwire: worker %u: buffer ring: %s\n", w->id, strerror(-ret));
@@ -654,7 +665,7 @@ static void *worker_main(void *arg)
 
                 /* Checked before sleeping too: a drain may begin before this worker's ring
                  * fd was published for the wake-up. */
-                if (!w->draining && atomic_load_explicit(&srv->draining, memory_order_acquire))
+                if (!w->draining && atomic_load_explicit(&srv->draining, memory_order_seq_cst))
                         start_drain(w);
                 wait_timeout(w, &ts, &has_ts);
                 ret =
@@ -806,10 +817,10 @@ int tw_server_start(tw_server *srv, const tw_config *cfg)
 
 void tw_server_drain(tw_server *srv)
 {
-        atomic_store_explicit(&srv->draining, 1, memory_order_release);
+        atomic_store_explicit(&srv->draining, 1, memory_order_seq_cst);
         for (unsigned k = 0; k < srv->nworkers; k++) {
                 struct io_uring_sqe *sqe = tw_ring_sqe(&srv->msg_ring);
-                int fd = atomic_load_explicit(&srv->workers[k].ring_fd, memory_order_acquire);
+                int fd = atomic_load_explicit(&srv->workers[k].ring_fd, memory_order_seq_cst);
 
                 if (fd <= 0)
                         continue; /* not started yet: it will see the flag */
@@ -826,6 +837,7 @@ void tw_server_join(tw_server *srv)
 
                 pthread_join(w->thread, NULL);
                 tw_bufring_free(&w->ring, &w->bufs);
+                tw_wheel_free(&w->wheel);
                 io_uring_queue_exit(&w->ring);
                 free(w->conns);
                 free(w->dirty);

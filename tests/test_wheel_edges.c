@@ -70,10 +70,10 @@ static size_t tick_to(tw_wheel *w, uint64_t until)
         return rec.n - before;
 }
 
-Test(wheel_edges, timer_is_24_bytes)
+Test(wheel_edges, timer_is_16_bytes)
 {
         cr_assert_leq(sizeof(tw_timer), 32);
-        cr_assert_eq(sizeof(tw_timer), 24);
+        cr_assert_eq(sizeof(tw_timer), 16);
 }
 
 Test(wheel_edges, deadline_now_fires_at_next_advance_even_without_moving)
@@ -88,6 +88,7 @@ Test(wheel_edges, deadline_now_fires_at_next_advance_even_without_moving)
         cr_assert_eq(rec.at[0], 1000);
         cr_assert_eq(w.armed, 0);
         cr_assert_eq(tw_wheel_next_expiry(&w), UINT64_MAX);
+        tw_wheel_free(&w);
 }
 
 Test(wheel_edges, past_deadline_is_clamped_to_now)
@@ -103,6 +104,7 @@ Test(wheel_edges, past_deadline_is_clamped_to_now)
         cr_assert_eq(tw_wheel_advance(&w, 5010), 2);
         cr_assert_eq(rec.at[0], 5000, "a clamped timer fires at the tick it was clamped to");
         cr_assert_eq(rec.at[1], 5000);
+        tw_wheel_free(&w);
 }
 
 Test(wheel_edges, advance_backwards_moves_nothing)
@@ -115,20 +117,26 @@ Test(wheel_edges, advance_backwards_moves_nothing)
         cr_assert_eq(tw_wheel_advance(&w, 50), 0);
         cr_assert_eq(w.now, 100);
         cr_assert_eq(tw_wheel_advance(&w, 101), 1);
+        tw_wheel_free(&w);
 }
 
-/* Every level boundary (64, 4096, 2^18, 2^24 ticks ahead) and +-1, from starting points
- * on, just before and just after boundaries of every level: the timer must not fire at
- * deadline - 1 and must fire at the deadline, with w->now == deadline in its callback. */
+/* Every level boundary (level 0's reach of 8,192 ticks, the upper slot widths 4,096 and
+ * 2^19, the upper rings' reach of 255 slots, and the old wheel's 64, 2^18 and 2^24) and
+ * +-1, from starting points on, just before and just after boundaries of every level:
+ * the timer must not fire at deadline - 1 and must fire at the deadline, with w->now ==
+ * deadline in its callback. */
 Test(wheel_edges, level_boundaries_exact, .timeout = 10)
 {
-        static const uint64_t spans[] = {64, 4096, 262144, 16777216};
+        static const uint64_t spans[] = {
+            64,         4096,       8192,     262144,          524288,          254 * 4096,
+            255 * 4096, 256 * 4096, 16777216, 254 * 524288ULL, 255 * 524288ULL, 256 * 524288ULL};
         static const uint64_t starts[] = {
-            0,      1,      63,       64,       65,       4095,      4096,
-            262143, 262144, 16777215, 16777216, 33554431, 123456789, UINT64_C(1) << 40};
+            0,      1,        63,       64,       65,        4095,
+            4096,   8191,     8192,     262143,   262144,    524287,
+            524288, 16777215, 16777216, 33554431, 123456789, UINT64_C(1) << 40};
 
         for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
-                for (size_t l = 0; l < 4; l++) {
+                for (size_t l = 0; l < sizeof(spans) / sizeof(spans[0]); l++) {
                         for (int delta = -1; delta <= 1; delta++) {
                                 tw_wheel w;
                                 struct etimer e[1];
@@ -147,6 +155,7 @@ Test(wheel_edges, level_boundaries_exact, .timeout = 10)
                                              ": not fired on time",
                                              start, deadline);
                                 cr_assert_eq(rec.at[0], deadline);
+                                tw_wheel_free(&w);
                         }
                 }
         }
@@ -156,8 +165,8 @@ Test(wheel_edges, level_boundaries_exact, .timeout = 10)
  * ticking only the last stretch, after a jump that must not fire it). */
 Test(wheel_edges, level_boundaries_ticked_every_tick, .timeout = 20)
 {
-        static const uint64_t spans[] = {1,    2,    63,     64,     65,    4095,
-                                         4096, 4097, 262143, 262144, 262145};
+        static const uint64_t spans[] = {1,    2,    63,   64,     65,     4095,   4096,   4097,
+                                         8191, 8192, 8193, 262143, 262144, 262145, 524288, 1040384};
 
         for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++) {
                 for (uint64_t start = 0; start < 130; start += 37) {
@@ -171,6 +180,7 @@ Test(wheel_edges, level_boundaries_ticked_every_tick, .timeout = 20)
                         cr_assert_eq(rec.at[0], start + spans[i], "span %" PRIu64 " start %" PRIu64,
                                      spans[i], start);
                         cr_assert_eq(w.now, start + spans[i], "fired in the wrong advance");
+                        tw_wheel_free(&w);
                 }
         }
         for (int delta = -1; delta <= 1; delta++) {
@@ -184,17 +194,27 @@ Test(wheel_edges, level_boundaries_ticked_every_tick, .timeout = 20)
                 cr_assert_eq(tick_to(&w, deadline - 1), 0);
                 cr_assert_eq(tick_to(&w, deadline), 1);
                 cr_assert_eq(rec.at[0], deadline);
+                tw_wheel_free(&w);
         }
 }
 
-/* One hour at 10 ms = 360,000 ticks (level 3), and beyond: 2^24 ticks +- 1 from an
- * unaligned start, then 2^30, 2^40 and near the end of time (overflow list). */
+/* One hour at 10 ms = 360,000 ticks (level 1), and beyond: 2^24 ticks +- 1 from an
+ * unaligned start (level 2), 2^27 +- 1 (the edge of level 2's reach), then 2^30, 2^40 and
+ * near the end of time (overflow). */
 Test(wheel_edges, overflow_deadlines_exact, .timeout = 10)
 {
         const uint64_t start = 987654;
-        const uint64_t ahead[] = {
-            360000,   16777216 - 987654 - 1, 16777216 - 987654, 16777216,
-            16777217, UINT64_C(1) << 30,     UINT64_C(1) << 40, UINT64_MAX - 987654 - 5};
+        const uint64_t ahead[] = {360000,
+                                  16777216 - 987654 - 1,
+                                  16777216 - 987654,
+                                  16777216,
+                                  16777217,
+                                  (UINT64_C(1) << 27) - 1,
+                                  UINT64_C(1) << 27,
+                                  (UINT64_C(1) << 27) + 1,
+                                  UINT64_C(1) << 30,
+                                  UINT64_C(1) << 40,
+                                  UINT64_MAX - 987654 - 5};
 
         for (size_t i = 0; i < sizeof(ahead) / sizeof(ahead[0]); i++) {
                 tw_wheel w;
@@ -210,6 +230,7 @@ Test(wheel_edges, overflow_deadlines_exact, .timeout = 10)
                 cr_assert_eq(tw_wheel_advance(&w, deadline), 1, "deadline %" PRIu64 " lost",
                              deadline);
                 cr_assert_eq(rec.at[0], deadline);
+                tw_wheel_free(&w);
         }
 }
 
@@ -239,9 +260,11 @@ Test(wheel_edges, next_expiry_drives_a_loop_to_the_exact_tick, .timeout = 10)
                 }
                 cr_assert_eq(rec.at[0], deadline);
                 cr_assert_eq(w.now, deadline, "woke after the deadline");
-                /* 4 levels, plus one per 2^24-tick block for the largest (2^9 blocks). */
+                /* 3 levels and the overflow re-filing: a handful of wake-ups, whatever the
+                 * distance. (The old bound allowed one per 2^24-tick block.) */
                 cr_assert_leq(wakeups, ahead[i] >= (UINT64_C(1) << 30) ? 600 : 8,
                               "%d wake-ups for %" PRIu64 " ticks", wakeups, ahead[i]);
+                tw_wheel_free(&w);
         }
 }
 
@@ -252,9 +275,9 @@ Test(wheel_edges, next_expiry_exact_on_level_zero_and_early_above)
 
         setup(&w, 10, e, 3);
         cr_assert_eq(tw_wheel_next_expiry(&w), UINT64_MAX);
-        tw_wheel_add(&w, &e[0].node, 5000);
+        tw_wheel_add(&w, &e[0].node, 50000); /* level 1 */
         uint64_t ne = tw_wheel_next_expiry(&w);
-        cr_assert(ne >= 1 && ne <= 4990, "next_expiry %" PRIu64, ne);
+        cr_assert(ne >= 1 && ne <= 49990, "next_expiry %" PRIu64, ne);
         tw_wheel_add(&w, &e[1].node, 40);
         cr_assert_eq(tw_wheel_next_expiry(&w), 30, "level 0 deadlines are exact");
         tw_wheel_add(&w, &e[2].node, 11);
@@ -262,11 +285,12 @@ Test(wheel_edges, next_expiry_exact_on_level_zero_and_early_above)
         tw_wheel_cancel(&w, &e[2].node);
         tw_wheel_cancel(&w, &e[1].node);
         ne = tw_wheel_next_expiry(&w);
-        cr_assert(ne >= 1 && ne <= 4990, "next_expiry %" PRIu64 " after cancels", ne);
+        cr_assert(ne >= 1 && ne <= 49990, "next_expiry %" PRIu64 " after cancels", ne);
         tw_wheel_cancel(&w, &e[0].node);
         cr_assert_eq(tw_wheel_next_expiry(&w), UINT64_MAX);
-        for (int l = 0; l < TW_WHEEL_LEVELS; l++)
-                cr_assert_eq(w.occupied[l], 0, "level %d bitmap not cleared by cancel", l);
+        for (size_t i = 0; i < sizeof(w.occupied) / sizeof(w.occupied[0]); i++)
+                cr_assert_eq(w.occupied[i], 0, "bitmap word %zu not cleared by cancel", i);
+        tw_wheel_free(&w);
 }
 
 Test(wheel_edges, cancel_unarmed_is_a_noop)
@@ -284,6 +308,7 @@ Test(wheel_edges, cancel_unarmed_is_a_noop)
         cr_assert_eq(w.armed, 0);
         cr_assert(!tw_timer_armed(&e[1].node));
         cr_assert_eq(tw_wheel_advance(&w, 100), 0);
+        tw_wheel_free(&w);
 }
 
 Test(wheel_edges, rearm_moves_the_deadline_and_fires_once)
@@ -292,7 +317,7 @@ Test(wheel_edges, rearm_moves_the_deadline_and_fires_once)
         struct etimer e[1];
 
         setup(&w, 0, e, 1);
-        tw_wheel_add(&w, &e[0].node, 5000);
+        tw_wheel_add(&w, &e[0].node, 50000);
         tw_wheel_add(&w, &e[0].node, 70); /* earlier, other level */
         tw_wheel_add(&w, &e[0].node, 300000);
         tw_wheel_add(&w, &e[0].node, 100);
@@ -300,6 +325,7 @@ Test(wheel_edges, rearm_moves_the_deadline_and_fires_once)
         cr_assert_eq(tw_wheel_advance(&w, 99), 0);
         cr_assert_eq(tw_wheel_advance(&w, 400000), 1);
         cr_assert_eq(rec.at[0], 100);
+        tw_wheel_free(&w);
 }
 
 /* Timers at T, T+1, T+100, T+70000 and far beyond, all passed in one advance: they must
@@ -319,6 +345,7 @@ Test(wheel_edges, one_jump_fires_in_deadline_order, .timeout = 10)
                 cr_assert_eq(rec.id[i], order[i], "fire %d was timer %d", i, rec.id[i]);
                 cr_assert_eq(rec.at[i], d[order[i]]);
         }
+        tw_wheel_free(&w);
 }
 
 /* A suspended process: now jumps by 10^9 ticks (~116 days at 10 ms), then by 2^62. Done
@@ -351,6 +378,7 @@ Test(wheel_edges, huge_jumps_are_fast_and_lose_nothing, .timeout = 5)
         cr_assert_eq(w.now, UINT64_C(1) << 62);
         /* and an empty wheel jumps for free */
         cr_assert_eq(tw_wheel_advance(&w, UINT64_C(1) << 63), 0);
+        tw_wheel_free(&w);
 }
 
 Test(wheel_edges, periodic_rearm_from_callback_inside_one_jump)
@@ -366,6 +394,7 @@ Test(wheel_edges, periodic_rearm_from_callback_inside_one_jump)
                 cr_assert_eq(rec.at[i], 100 * (i + 1));
         cr_assert_eq(e[0].node.expires, 1100);
         cr_assert(tw_timer_armed(&e[0].node));
+        tw_wheel_free(&w);
 }
 
 Test(wheel_edges, rearm_for_now_inside_callback_fires_in_same_advance)
@@ -381,6 +410,7 @@ Test(wheel_edges, rearm_for_now_inside_callback_fires_in_same_advance)
                 cr_assert_eq(rec.at[i], 64);
         cr_assert_eq(w.armed, 0);
         cr_assert_eq(tw_wheel_next_expiry(&w), UINT64_MAX);
+        tw_wheel_free(&w);
 }
 
 /* Two timers due in the same tick: whichever fires first cancels the other, which must
@@ -415,6 +445,7 @@ Test(wheel_edges, callback_cancels_the_next_timer_in_the_same_tick)
                                   "n %d: timer %d neither fired nor was cancelled", n, i);
                 if (n == 2)
                         cr_assert_eq(fired, 1);
+                tw_wheel_free(&w);
         }
 }
 
@@ -431,6 +462,7 @@ Test(wheel_edges, callback_cancels_a_later_timer_in_the_same_advance)
         cr_assert_eq(tw_wheel_advance(&w, 10000), 1);
         cr_assert_eq(rec.id[0], 0);
         cr_assert(!tw_timer_armed(&e[1].node));
+        tw_wheel_free(&w);
 }
 
 Test(wheel_edges, callback_adds_new_timers)
@@ -457,6 +489,7 @@ Test(wheel_edges, callback_adds_new_timers)
         cr_assert_eq(e[3].node.expires, 5011);
         cr_assert_eq(tw_wheel_advance(&w, 5010), 0);
         cr_assert_eq(tw_wheel_advance(&w, 5011), 1);
+        tw_wheel_free(&w);
 }
 
 /* The owner-side pattern from the header: last_seen is a plain store; the callback
@@ -495,4 +528,5 @@ Test(wheel_edges, lazy_last_seen_rearm_detects_silence_exactly)
                         break;
         }
         cr_assert_eq(c.dead_at, 29400 + timeout, "silent since 29400, dead at %" PRIu64, c.dead_at);
+        tw_wheel_free(&w);
 }

@@ -319,10 +319,14 @@ static void run(uint64_t seed, unsigned ntimers, unsigned steps, bool callback_o
         else
                 do_advance(S.w.now);
         CHECK(S.w.armed == 0 && S.model_armed == 0, "left armed: %zu", S.w.armed);
-        for (unsigned l = 0; l < TW_WHEEL_LEVELS; l++)
-                CHECK(S.w.occupied[l] == 0, "level %u bitmap %#" PRIx64 " with nothing armed", l,
-                      S.w.occupied[l]);
-        CHECK(S.w.overflow == NULL, "overflow list not empty");
+        for (size_t i = 0; i < sizeof(S.w.occupied) / sizeof(S.w.occupied[0]); i++)
+                CHECK(S.w.occupied[i] == 0, "bitmap word %zu %#" PRIx64 " with nothing armed", i,
+                      S.w.occupied[i]);
+        for (size_t i = 0; i <= TW_WHEEL_SLOTS; i++)
+                CHECK(S.w.slots[i].len == 0, "slot %zu holds %u with nothing armed", i,
+                      S.w.slots[i].len);
+        CHECK(S.w.slots[TW_WHEEL_SLOTS].len == 0, "overflow array not empty");
+        tw_wheel_free(&S.w);
 }
 
 static void run_seeds(unsigned ntimers, unsigned steps, bool callback_ops)

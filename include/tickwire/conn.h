@@ -44,6 +44,7 @@ enum tw_conn_flag {
         TW_CF_SESSION = 1 << 6,   /* reached OPEN: counts as a WebSocket close at the end */
         TW_CF_EOF = 1 << 7,       /* peer shut its side down */
         TW_CF_CLOSE_SENT = 1 << 8,
+        TW_CF_SERVED = 1 << 9, /* answered an HTTP request: not a failed handshake */
 };
 
 struct tw_rx;   /* partial input: HTTP head/body, or a reader + message being assembled */
@@ -72,6 +73,9 @@ struct tw_worker;
 /* Bytes received on c (state HTTP, OPEN or CLOSING). buf is the worker's receive buffer
  * and may be modified (frames are unmasked in place). */
 void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len);
+
+/* Output drained below --max-queue: go on with HTTP requests held back meanwhile. */
+void tw_conn_resume(struct tw_worker *w, tw_conn *c);
 
 /* The peer shut down its sending side (recv returned 0). */
 void tw_conn_on_eof(struct tw_worker *w, tw_conn *c);
