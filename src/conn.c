@@ -132,7 +132,7 @@ static int outq_push(tw_conn *c, tw_frame *f)
                         return -ENOMEM;
                 c->out = o;
         }
-        o->q[(o->head + o->count) % o->cap] = f;
+        o->q[(o->head + o->count) & (o->cap - 1)] = f; /* cap is a power of two */
         o->count++;
         o->bytes += f->len;
         return 0;
@@ -242,7 +242,7 @@ size_t tw_outq_prepare(tw_conn *c, struct iovec *iov, size_t max)
                 return 0;
         n = o->count < max ? o->count : max;
         for (size_t i = 0; i < n; i++) {
-                tw_frame *f = o->q[(o->head + i) % o->cap];
+                tw_frame *f = o->q[(o->head + i) & (o->cap - 1)];
                 size_t skip = i == 0 ? o->off : 0;
 
                 iov[i].iov_base = f->data + skip;
@@ -252,7 +252,7 @@ size_t tw_outq_prepare(tw_conn *c, struct iovec *iov, size_t max)
         return n;
 }
 
-uint64_t tw_outq_complete(tw_conn *c, size_t sent)
+uint64_t tw_outq_complete(tw_conn *c, size_t sent, tw_frame_batch *rel)
 {
         struct tw_outq *o = c->out;
         uint64_t left;
@@ -271,9 +271,12 @@ uint64_t tw_outq_complete(tw_conn *c, size_t sent)
                 }
                 sent -= avail;
                 o->off = 0;
-                o->head = (o->head + 1) % o->cap;
+                o->head = (o->head + 1) & (o->cap - 1);
                 o->count--;
-                tw_frame_unref(f);
+                if (rel)
+                        tw_frame_batch_unref(rel, f);
+                else
+                        tw_frame_unref(f);
         }
         left = o->bytes;
         if (o->count == 0) {

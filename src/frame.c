@@ -56,3 +56,21 @@ void tw_frame_unref(tw_frame *f)
                 free(f);
         }
 }
+
+void tw_frame_unref_n(tw_frame *f, uint32_t n)
+{
+        if (atomic_fetch_sub_explicit(&f->refs, n, memory_order_release) == n) {
+                atomic_thread_fence(memory_order_acquire);
+                free(f);
+        }
+}
+
+void tw_frame_batch_flush(tw_frame_batch *b)
+{
+        for (uint32_t i = 0; i < TW_FRAME_BATCH; i++) {
+                if (b->f[i]) {
+                        tw_frame_unref_n(b->f[i], b->n[i]);
+                        b->f[i] = NULL;
+                }
+        }
+}

@@ -35,8 +35,9 @@
 #define TW_RING_ENTRIES 1024
 #define TW_RECV_BUFS    256  /* per worker: the kernel touches them all in turn, */
 #define TW_RECV_BUF_SZ  2048 /* so this is a fixed 512 KiB, not a per-connection cost */
-#define TW_IOV_MAX      64   /* frames coalesced into one sendmsg */
-#define TW_MSG_ARENA    64   /* sendmsgs prepared per submit */
+#define TW_IOV_MAX      1024 /* frames coalesced into one sendmsg (UIO_MAXIOV) */
+#define TW_IOV_ARENA    4096 /* iovecs prepared per submit: 64 KiB per worker */
+#define TW_MSG_ARENA    256  /* sendmsgs prepared per submit */
 #define TW_SLOT_RESERVE 64   /* slots past the limit, to answer 503 instead of dropping */
 
 enum { TW_LOGGED_TABLE = 1, TW_LOGGED_LIMIT = 2, TW_LOGGED_NOMEM = 4 };
@@ -279,16 +280,19 @@ void tw_worker_mark_dirty(tw_worker *w, tw_conn *c)
         w->dirty[w->ndirty++] = slot_of(w, c);
 }
 
-/* A free msghdr and TW_IOV_MAX iovecs from this turn's arena. When it is used up, the
- * pending SQEs are submitted — which is when the kernel consumes their vectors — and the
- * arena starts over. Never reallocated: queued SQEs point into it. */
+/* A free msghdr and room for TW_IOV_MAX iovecs from this turn's arena (a send uses only
+ * what its queue needs). When it is used up, the pending SQEs are submitted — which is
+ * when the kernel consumes their vectors — and the arena starts over. Never reallocated:
+ * queued SQEs point into it. A backlog deeper than 64 frames goes out in one sendmsg
+ * rather than one per loop turn, each waiting for the previous one's completion. */
 static struct msghdr *msg_take(tw_worker *w, struct iovec **iov)
 {
-        if (w->nmsg == TW_MSG_ARENA) {
+        if (w->nmsg == TW_MSG_ARENA || w->niov + TW_IOV_MAX > TW_IOV_ARENA) {
                 io_uring_submit(&w->ring);
                 w->nmsg = 0;
+                w->niov = 0;
         }
-        *iov = &w->iov[(size_t)w->nmsg * TW_IOV_MAX];
+        *iov = &w->iov[w->niov];
         return &w->msg[w->nmsg];
 }
 
@@ -307,6 +311,7 @@ static void flush_one(tw_worker *w, tw_conn *c)
         if (!n)
                 return;
         w->nmsg++;
+        w->niov += (uint32_t)n;
         memset(msg, 0, sizeof(*msg));
         msg->msg_iov = iov;
         msg->msg_iovlen = n;
@@ -451,18 +456,18 @@ static void on_send(tw_worker *w, struct io_uring_cqe *cqe)
         c->flags &= ~TW_CF_SEND;
         c->inflight--;
         if (c->state == TW_CONN_DEAD) {
-                tw_outq_complete(c, 0);
+                tw_outq_complete(c, 0, NULL);
                 maybe_release(w, c);
                 return;
         }
         if (cqe->res < 0) {
-                tw_outq_complete(c, 0);
+                tw_outq_complete(c, 0, NULL);
                 tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
                 maybe_release(w, c);
                 return;
         }
         TW_ADD(w->metrics.bytes_sent, (uint64_t)cqe->res);
-        left = tw_outq_complete(c, (size_t)cqe->res);
+        left = tw_outq_complete(c, (size_t)cqe->res, &w->release);
         if (left)
                 tw_worker_mark_dirty(w, c);
         if (c->state == TW_CONN_HTTP)
@@ -602,7 +607,7 @@ static int worker_setup(tw_worker *w)
                 return -ENOSYS;
         }
         w->msg = calloc(TW_MSG_ARENA, sizeof(*w->msg));
-        w->iov = calloc((size_t)TW_MSG_ARENA * TW_IOV_MAX, sizeof(*w->iov));
+        w->iov = calloc(TW_IOV_ARENA, sizeof(*w->iov));
         if (!w->msg || !w->iov)
                 return -ENOMEM;
         atomic_store_explicit(&w->ring_fd, w->ring.ring_fd, memory_order_seq_cst);
@@ -677,6 +682,7 @@ static void *worker_main(void *arg)
                 if (IO_URING_READ_ONCE(*w->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
                         TW_INC(w->metrics.cq_overflows);
                 w->nmsg = 0; /* submitted: the kernel has consumed the vectors */
+                w->niov = 0;
                 w->now_ms = tw_now_ms();
                 io_uring_for_each_cqe(&w->ring, head, cqe)
                 {
@@ -688,6 +694,7 @@ static void *worker_main(void *arg)
                 tw_wheel_advance(&w->wheel, w->now_ms / srv->cfg.tick_ms);
                 tw_topic_drain_inbox(w); /* own posts; others' if their wake is still due */
                 flush_dirty(w);
+                tw_frame_batch_flush(&w->release);
                 tw_bufring_publish(&w->bufs);
 
                 if (!w->draining && w->accept_retry_ms && w->now_ms >= w->accept_retry_ms) {
@@ -710,6 +717,7 @@ static void *worker_main(void *arg)
                                 break;
                 }
         }
+        tw_frame_batch_flush(&w->release);
         io_uring_submit(&w->ring);
         tw_tls_thread_done();
         return NULL;

@@ -418,12 +418,21 @@ static int post(tw_worker *w, unsigned k, tw_topic *t, tw_frame *f)
         return 0;
 }
 
+/* Hands f to this worker's subscribers of t; consumes the inbox's reference. */
 static void deliver(tw_worker *w, tw_topic *t, tw_frame *f)
 {
         struct tw_local *l = t->local[w->id];
+        uint32_t refs, sent = 0;
 
-        if (!l)
+        if (!l || l->n == 0) {
+                tw_frame_unref(f);
                 return;
+        }
+        /* Every worker holds this frame: one atomic add for all our subscribers (the list
+         * only shrinks during the loop), and what is left over goes back at the end with
+         * the inbox's reference, instead of one contended operation per subscriber. */
+        refs = l->n;
+        tw_frame_ref_n(f, refs);
         /* Backwards: a send that ends a connection removes it from this list by moving
          * the last entry (already served) into its place. */
         for (uint32_t i = l->n; i-- > 0;) {
@@ -439,8 +448,10 @@ static void deliver(tw_worker *w, tw_topic *t, tw_frame *f)
                 if (c->gen != s->gen || c->state != TW_CONN_OPEN)
                         continue;
                 TW_INC(w->metrics.messages_sent);
-                tw_conn_send(w, c, tw_frame_ref(f));
+                sent++;
+                tw_conn_send(w, c, f);
         }
+        tw_frame_unref_n(f, refs - sent + 1);
 }
 
 void tw_topic_drain_inbox(tw_worker *w)
@@ -468,10 +479,8 @@ void tw_topic_drain_inbox(tw_worker *w)
         pthread_mutex_unlock(&ib->mu);
         ib->spare = NULL;
         ib->spare_cap = 0;
-        for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t i = 0; i < n; i++)
                 deliver(w, v[i].t, v[i].f);
-                tw_frame_unref(v[i].f);
-        }
         ib->spare = v;
         ib->spare_cap = vcap;
 }

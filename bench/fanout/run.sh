@@ -8,6 +8,8 @@
 #
 # Env: WORKERS (server workers, default 2), THREADS (client threads, default 1),
 #      SUBS (default 10000), SECONDS_PER_PHASE (default 5).
+# On a box where another load generator holds 127.0.0.1's ports, add
+# "--source 127.0.0.250" (extra flags go to bench_fanout).
 set -eu
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
@@ -38,7 +40,11 @@ run() { # topics publishers burst window
         echo
 }
 
-echo "== 64-byte messages, $SUBS subscribers of 1 topic =="
-run 1 1 32 64
+# The window (messages per subscriber published but not yet received) is kept above the
+# burst so a burst never waits for the previous one to drain completely.
+for burst in 1 32 256; do
+        echo "== 64-byte messages, $SUBS subscribers of 1 topic, bursts of $burst =="
+        run 1 1 "$burst" $((2 * burst + 64))
+done
 echo "== 64-byte messages, $SUBS subscribers over 1000 topics (10 per topic) =="
-run 1000 4 32 64
+run 1000 4 32 128

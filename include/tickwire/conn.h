@@ -104,7 +104,8 @@ void tw_conn_release_buffers(tw_conn *c);
 /* The send queue: describes up to `max` queued frames from the head in iov and returns
  * how many (0: nothing queued). */
 size_t tw_outq_prepare(tw_conn *c, struct iovec *iov, size_t max);
-/* Retires `sent` bytes after a send completes. Returns bytes still queued. */
-uint64_t tw_outq_complete(tw_conn *c, size_t sent);
+/* Retires `sent` bytes after a send completes; the frames sent are released through rel
+ * (the worker's batch; NULL = at once). Returns bytes still queued. */
+uint64_t tw_outq_complete(tw_conn *c, size_t sent, tw_frame_batch *rel);
 
 #endif

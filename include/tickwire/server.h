@@ -62,9 +62,10 @@ typedef struct tw_worker {
 
         uint32_t *dirty; /* slots with output to flush this turn */
         uint32_t ndirty, dirty_cap;
-        struct iovec *iov;  /* this turn's sendmsg vectors: the kernel has consumed them */
-        struct msghdr *msg; /* once submitted (IORING_FEAT_SUBMIT_STABLE) */
-        uint32_t nmsg;
+        struct iovec *iov;      /* this turn's sendmsg vectors: the kernel has consumed them */
+        struct msghdr *msg;     /* once submitted (IORING_FEAT_SUBMIT_STABLE) */
+        uint32_t nmsg, niov;    /* msghdrs and iovecs of the arena in use */
+        tw_frame_batch release; /* frames sent this turn, released once per frame */
 
         tw_ws_reader scratch; /* reader for connections that own none */
         uint64_t rng;         /* xorshift state: reconnect hints */
