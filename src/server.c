@@ -592,11 +592,13 @@ static int worker_setup(tw_worker *w)
 {
         const tw_config *cfg = &w->srv->cfg;
         struct rlimit rl;
-        uint32_t files = 20000;
+        uint32_t files = 20000; /* this project's machines: RLIMIT_NOFILE = 20,000 */
         int ret;
 
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < files)
-                files = (uint32_t)rl.rlim_cur;
+        /* The kernel caps a fixed-file table at RLIMIT_NOFILE: take what the host allows
+         * (slot memory is only touched as connections arrive). */
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+                files = rl.rlim_cur < (1u << 20) ? (uint32_t)rl.rlim_cur : (1u << 20);
         ret = tw_ring_init(&w->ring, TW_RING_ENTRIES, files);
         if (ret < 0) {
                 fprintf(stderr, "tickwire: worker %u: io_uring setup: %s\n", w->id, strerror(-ret));
