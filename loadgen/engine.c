@@ -39,16 +39,21 @@
 #include "scenario.h"
 #include "tickwire/http.h"
 
-#define LG_RING_ENTRIES   2048
-#define LG_RECV_BUFS      1024
-#define LG_RECV_BUF_SZ    2048
-#define LG_HS_MAX         2048 /* a 101 head larger than this is a protocol failure */
-#define LG_CONNECTING_MAX 1024 /* attempts in flight per thread: stay under listen backlogs */
-#define LG_START_BATCH    256  /* connections started per loop turn at most */
-#define LG_POLL_MS        50   /* the loop looks at the stop flag at least this often */
+#define LG_RING_ENTRIES 2048
+#define LG_RECV_BUFS    1024
+#define LG_RECV_BUF_SZ  2048
+#define LG_HS_MAX       2048 /* a 101 head larger than this is a protocol failure */
+/* Attempts in flight per thread. On one box the connect rate is bound by CPU, not by
+ * latency, so more in flight only adds queueing: at 1024 the handshake p50 was ~45 ms, past
+ * the 40 ms delayed-ACK timer (one more ACK per connection) with 2048 half-made sockets
+ * going cold in cache; 128 keeps it at ~4 ms for the same or a better rate. */
+#define LG_CONNECTING_MAX 128
+#define LG_START_BATCH    256 /* connections started per loop turn at most */
+#define LG_POLL_MS        50  /* the loop looks at the stop flag at least this often */
 #define LG_MAX_MESSAGE    (16u << 20)
 #define LG_PORT_LO        10000 /* client ports: [LG_PORT_LO, LG_PORT_LO + LG_PORTS) */
 #define LG_PORTS          55000
+#define LG_BIND_TRIES     64 /* pairs tried in a row before EADDRINUSE counts as a failure */
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -63,7 +68,17 @@ enum {
         LG_K_INSTALL,
         LG_K_CLOSE,
         LG_K_IGNORE,
+        /* Steps of the connect chain: they post only when they fail. */
+        LG_K_SOCKET,
+        LG_K_SOCKOPT,
+        LG_K_SOFTOPT,
+        LG_K_BIND,
 };
+
+/* Option values the connect chain points at: the kernel reads them when the linked
+ * setsockopt runs, after the loop turn that queued it, so they cannot live on a stack. */
+static const int lg_one = 1;
+static const struct linger lg_linger0 = {.l_onoff = 1, .l_linger = 0};
 
 const char *const lg_event_names[LG_EV__COUNT] = {
     "established", "failed",     "detection", "false_disconnect",
@@ -318,25 +333,32 @@ static void release_parts(lg_conn *c)
                 out_free(c);
 }
 
-/* Binds fd to the next (source address, port) pair of this thread. Choosing the port
- * here instead of in connect() matters at scale: the kernel's ephemeral search scans the
+/* The next (source address, port) pair of this thread to bind. Choosing the port here
+ * instead of in connect() matters at scale: the kernel's ephemeral search scans the
  * port range for a free 4-tuple on every connect, O(connections) each, which measured as
  * half the loadgen's CPU at 15k connections. Threads take interleaved pairs; a pair still
- * in use (a previous run's TIME_WAIT, the server's own port) is skipped. */
-static int bind_source(lg_thread *t, int fd)
+ * in use (a listener on it: the server's own port) is skipped. */
+static struct sockaddr_in next_source(lg_thread *t)
 {
         const lg_opts *o = t->eng->o;
         const unsigned nsrc = o->nsources ? o->nsources : 1;
         const struct sockaddr_in *dst = (const struct sockaddr_in *)&o->target;
+        uint64_t k = t->idx + t->port_cursor++ * t->eng->nthreads;
+        struct sockaddr_in src = {.sin_family = AF_INET};
+
+        src.sin_addr = o->nsources ? o->sources[k % nsrc] : dst->sin_addr;
+        src.sin_port = htons((uint16_t)(LG_PORT_LO + (k / nsrc) % LG_PORTS));
+        return src;
+}
+
+static int bind_source(lg_thread *t, int fd)
+{
         int one = 1;
 
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        for (int tries = 0; tries < 64; tries++) {
-                uint64_t k = t->idx + t->port_cursor++ * t->eng->nthreads;
-                struct sockaddr_in src = {.sin_family = AF_INET};
+        for (int tries = 0; tries < LG_BIND_TRIES; tries++) {
+                struct sockaddr_in src = next_source(t);
 
-                src.sin_addr = o->nsources ? o->sources[k % nsrc] : dst->sin_addr;
-                src.sin_port = htons((uint16_t)(LG_PORT_LO + (k / nsrc) % LG_PORTS));
                 if (bind(fd, (struct sockaddr *)&src, sizeof(src)) == 0)
                         return 0;
                 if (errno != EADDRINUSE)
@@ -396,6 +418,7 @@ static void terminate(lg_thread *t, lg_conn *c, bool reopen)
                 c->flags |= LG_CF_REOPEN;
         tw_wheel_cancel(&t->wheel, &c->timer);
         release_parts(c);
+        tw_ring_reserve(&t->ring, 2); /* the hard link must not be split across submits */
         if (c->inflight) {
                 sqe = tw_ring_sqe(&t->ring);
                 tw_prep_cancel_fixed_fd(sqe, (int)slot_of(t, c));
@@ -492,11 +515,121 @@ static void server_dropped(lg_thread *t, lg_conn *c)
         maybe_release(t, c);
 }
 
+/* The socket the slow way, for kernels without IORING_OP_BIND (before 6.11): a normal fd
+ * set up with system calls, registered into the slot and closed. Six system calls per
+ * connection; start_chain() needs none. */
+static int socket_sync(lg_thread *t, lg_conn *c)
+{
+        const lg_opts *o = t->eng->o;
+        int fd, one = 1, ret;
+
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -EMFILE;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one)); /* see start_chain */
+        if ((c->flags & LG_CF_HIT) && o->scenario == LG_SC_ABORT)
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg_linger0, sizeof(lg_linger0));
+        if ((c->flags & LG_CF_HIT) && o->scenario == LG_SC_SLOW && o->slow_rcvbuf)
+                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &t->slow_rcvbuf, sizeof(t->slow_rcvbuf));
+        ret = bind_source(t, fd);
+        if (ret == 0 && io_uring_register_files_update(&t->ring, slot_of(t, c), &fd, 1) < 0)
+                ret = -EMFILE;
+        close(fd); /* on success the slot holds the socket now */
+        return ret;
+}
+
+/* A chain step that posts a completion only when it fails. */
+static void chain_step(lg_thread *t, lg_conn *c, struct io_uring_sqe *sqe, uint8_t kind)
+{
+        sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, ud_of(t, c, kind));
+}
+
+/* A nice-to-have option: hard-linked, so a kernel that refuses it still connects. */
+static void soft_sockopt(lg_thread *t, lg_conn *c, int level, int optname, const int *val, int len)
+{
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
+
+        tw_prep_setsockopt(sqe, (int)slot_of(t, c), level, optname, val, len);
+        sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_SOFTOPT));
+}
+
+/* bind to the next (source, port) pair, then connect: the tail of the connect chain, and
+ * the whole of a retry after EADDRINUSE. The caller has reserved two SQEs. */
+static void queue_bind_connect(lg_thread *t, lg_conn *c)
+{
+        const lg_opts *o = t->eng->o;
+        int slot = (int)slot_of(t, c);
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
+        /* One address per SQ entry: the kernel copies it when it takes the SQE, and the
+         * entry is not handed out again before that. */
+        struct sockaddr_in *src = &t->bind_addr[sqe - t->ring.sq.sqes];
+
+        *src = next_source(t);
+        tw_prep_bind(sqe, slot, (struct sockaddr *)src, sizeof(*src));
+        chain_step(t, c, sqe, LG_K_BIND);
+        sqe = io_uring_get_sqe(&t->ring);
+        io_uring_prep_connect(sqe, slot, (struct sockaddr *)&o->target, sizeof(o->target));
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_CONNECT));
+        c->inflight++;
+}
+
+/* The whole attempt as one linked chain straight into the slot: socket, options, bind,
+ * connect. The SQEs ride the loop's one io_uring_enter with everything else, so starting
+ * a connection costs no system call of its own (the synchronous path's socket, two
+ * setsockopts, bind, files_update and close were most of the loadgen's time). Only the
+ * connect posts on success; a failing step posts its error and cancels the rest, the
+ * connect included, so the connect's completion is the one the slot waits for. */
+static void start_chain(lg_thread *t, lg_conn *c)
+{
+        const lg_opts *o = t->eng->o;
+        int slot = (int)slot_of(t, c);
+        bool abort = (c->flags & LG_CF_HIT) && o->scenario == LG_SC_ABORT;
+        bool slow = (c->flags & LG_CF_HIT) && o->scenario == LG_SC_SLOW && o->slow_rcvbuf;
+        struct io_uring_sqe *sqe;
+
+        tw_ring_reserve(&t->ring, 6 + abort + slow);
+        sqe = io_uring_get_sqe(&t->ring);
+        io_uring_prep_socket_direct(sqe, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0, (unsigned)slot,
+                                    0);
+        chain_step(t, c, sqe, LG_K_SOCKET);
+        soft_sockopt(t, c, IPPROTO_TCP, TCP_NODELAY, &lg_one, sizeof(lg_one));
+        /* On a connecting socket TCP_DEFER_ACCEPT holds back the bare ACK of the
+         * handshake so it rides on the upgrade request sent microseconds later: 7 segments
+         * per connection become 6 (nstat, 4000 connections), through both stacks, and the
+         * server's accept finds the request already there. The kernel's work is most of
+         * a connection's cost, not ours. The ACK of the 101 then leaves on the delayed-ACK
+         * timer; a client that sends nothing still ACKs the handshake within 200 ms. */
+        soft_sockopt(t, c, IPPROTO_TCP, TCP_DEFER_ACCEPT, &lg_one, sizeof(lg_one));
+        /* Explicit pairs may meet a previous run's TIME_WAIT. */
+        sqe = io_uring_get_sqe(&t->ring);
+        tw_prep_setsockopt(sqe, slot, SOL_SOCKET, SO_REUSEADDR, &lg_one, sizeof(lg_one));
+        chain_step(t, c, sqe, LG_K_SOCKOPT);
+        if (abort) {
+                /* Closing with linger 0 sends RST: the abort scenario's whole point. */
+                sqe = io_uring_get_sqe(&t->ring);
+                tw_prep_setsockopt(sqe, slot, SOL_SOCKET, SO_LINGER, &lg_linger0,
+                                   sizeof(lg_linger0));
+                chain_step(t, c, sqe, LG_K_SOCKOPT);
+        }
+        if (slow) {
+                /* Before connect, so the window we advertise is small from the start. */
+                sqe = io_uring_get_sqe(&t->ring);
+                tw_prep_setsockopt(sqe, slot, SOL_SOCKET, SO_RCVBUF, &t->slow_rcvbuf,
+                                   sizeof(t->slow_rcvbuf));
+                chain_step(t, c, sqe, LG_K_SOCKOPT);
+        }
+        queue_bind_connect(t, c);
+}
+
 static void start_connect(lg_thread *t, lg_conn *c)
 {
         const lg_opts *o = t->eng->o;
         struct io_uring_sqe *sqe;
-        int fd, one = 1, ret;
+        int ret;
 
         c->gen++;
         c->flags &= LG_CF_HIT | LG_CF_EVER | LG_CF_PUB;
@@ -505,44 +638,49 @@ static void start_connect(lg_thread *t, lg_conn *c)
         c->t_us = t->now_us;
         TW_INC(t->c.attempts);
 
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-                attempt_failed(t, c, LG_FAIL_SOCKET);
-                return;
-        }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if ((c->flags & LG_CF_HIT) && o->scenario == LG_SC_ABORT) {
-                /* Closing with linger 0 sends RST: the abort scenario's whole point. It
-                 * must be set on a regular fd, and this is the only moment we have one. */
-                struct linger lg = {.l_onoff = 1, .l_linger = 0};
-                setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        }
-        if ((c->flags & LG_CF_HIT) && o->scenario == LG_SC_SLOW && o->slow_rcvbuf) {
-                /* Before connect, so the window we advertise is small from the start. */
-                int sz = (int)o->slow_rcvbuf;
-                setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-        }
-        ret = bind_source(t, fd);
-        if (ret < 0) {
-                close(fd);
-                attempt_failed(t, c, fail_of(ret));
-                return;
-        }
-        ret = io_uring_register_files_update(&t->ring, slot_of(t, c), &fd, 1);
-        close(fd); /* the slot holds the socket now */
-        if (ret < 0) {
-                attempt_failed(t, c, LG_FAIL_SOCKET);
-                return;
+        if (t->chain) {
+                start_chain(t, c);
+        } else {
+                ret = socket_sync(t, c);
+                if (ret < 0) {
+                        attempt_failed(t, c, fail_of(ret));
+                        return;
+                }
+                sqe = tw_ring_sqe(&t->ring);
+                io_uring_prep_connect(sqe, (int)slot_of(t, c), (struct sockaddr *)&o->target,
+                                      sizeof(o->target));
+                sqe->flags |= IOSQE_FIXED_FILE;
+                io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_CONNECT));
+                c->inflight++;
         }
         c->state = LG_CONNECTING;
         t->connecting++;
-        sqe = tw_ring_sqe(&t->ring);
-        io_uring_prep_connect(sqe, (int)slot_of(t, c), (struct sockaddr *)&o->target,
-                              sizeof(o->target));
-        sqe->flags |= IOSQE_FIXED_FILE;
-        io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_CONNECT));
-        c->inflight++;
         arm(t, c, t->now_us + o->connect_timeout_ms * 1000);
+}
+
+/* A step of the connect chain failed (successes post nothing). The connect behind it
+ * completes with -ECANCELED after this. */
+static void on_chain_step(lg_thread *t, struct io_uring_cqe *cqe)
+{
+        lg_conn *c = conn_of(t, cqe->user_data);
+        uint8_t kind = tw_ud_kind(cqe->user_data);
+
+        /* -ECANCELED: a step behind the one that failed, which has been handled. */
+        if (!c || c->state != LG_CONNECTING || cqe->res >= 0 || cqe->res == -ECANCELED ||
+            kind == LG_K_SOFTOPT)
+                return;
+        if (kind == LG_K_BIND && cqe->res == -EADDRINUSE && t->bind_misses < LG_BIND_TRIES) {
+                /* The pair is taken (by a listener: with SO_REUSEADDR nothing else
+                 * conflicts). The socket is fine: bind it to the next pair. The cancelled
+                 * connect still to come carries the old generation and is ignored. */
+                t->bind_misses++;
+                c->gen++;
+                c->inflight--;
+                tw_ring_reserve(&t->ring, 2);
+                queue_bind_connect(t, c);
+                return;
+        }
+        attempt_failed(t, c, kind == LG_K_BIND ? fail_of(cqe->res) : LG_FAIL_SOCKET);
 }
 
 /* ---- handshake ---- */
@@ -647,6 +785,7 @@ static void on_connect(lg_thread *t, lg_conn *c, int res)
                 attempt_failed(t, c, fail_of(res));
                 return;
         }
+        t->bind_misses = 0;
         c->state = LG_HANDSHAKE;
         if (!http_publisher(t, c)) {
                 c->hs = malloc(sizeof(*c->hs));
@@ -1311,6 +1450,12 @@ static void dispatch(lg_thread *t, struct io_uring_cqe *cqe)
         case LG_K_CLOSE:
                 on_close(t, cqe);
                 break;
+        case LG_K_SOCKET:
+        case LG_K_SOCKOPT:
+        case LG_K_SOFTOPT:
+        case LG_K_BIND:
+                on_chain_step(t, cqe);
+                break;
         default:
                 break;
         }
@@ -1422,6 +1567,15 @@ static int thread_setup(lg_thread *t)
          * says, the same for every thread so they stay interleaved. */
         t->port_cursor = (o->seed * 0x9e3779b97f4a7c15ull >> 32) % LG_PORTS;
         tw_wheel_init(&t->wheel, 0, on_timer, t);
+        t->slow_rcvbuf = (int)o->slow_rcvbuf;
+        /* BIND (6.11) is the newest piece of the chain: with it come socket-direct (5.19)
+         * and URING_CMD setsockopt (6.7). */
+        t->chain = tw_ring_has_op(&t->ring, TW_IORING_OP_BIND);
+        if (t->chain) {
+                t->bind_addr = calloc(t->ring.sq.ring_entries, sizeof(*t->bind_addr));
+                if (!t->bind_addr)
+                        t->chain = false;
+        }
         return 0;
 }
 
@@ -1617,6 +1771,7 @@ void lg_engine_free(lg_engine *e)
                 free(t->ssl);
                 free(t->power);
                 free(t->events);
+                free(t->bind_addr);
                 lg_samples_free(&t->detect_ms);
         }
         free(e->threads);

@@ -1,11 +1,12 @@
 /*
  * engine — the client side of many WebSocket connections: one thread, one io_uring ring,
  * one sparse fixed-file table, one provided-buffer ring and one timing wheel per thread.
- * Each connection is a direct descriptor: the socket is made as a normal fd (so it can be
- * bound to a source address with IP_BIND_ADDRESS_NO_PORT, and given SO_LINGER 0 when it
- * will abort), registered into its fixed slot and closed at once, so the process fd
- * limit bounds only sockets in the making, not connections. connect/send/recv/poll then
- * run on the slot.
+ * Each connection is a direct descriptor, made straight into its fixed slot by one linked
+ * SQE chain (socket, setsockopt, bind to an explicit source pair, connect) that needs no
+ * system call of its own; kernels without IORING_OP_BIND get a normal fd set up
+ * synchronously, registered into the slot and closed. Either way the process fd limit
+ * bounds only sockets in the making, not connections. connect/send/recv/poll then run on
+ * the slot.
  *
  * Owns: threads, rings, struct lg_conn and its lazily allocated parts (handshake state,
  * frame reader, output), the per-thread stats. Must not touch: the report format, the
@@ -15,6 +16,7 @@
 #define LG_ENGINE_H
 
 #include <liburing.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -126,6 +128,10 @@ typedef struct lg_thread {
         bool event_done;
         uint64_t last_first_us; /* run clock when a first attempt last resolved */
         uint64_t port_cursor;   /* next (source, port) pair this thread binds */
+        bool chain;             /* connect with one linked SQE chain (kernel 6.11+) */
+        uint32_t bind_misses;   /* EADDRINUSE binds since the last connect that went through */
+        struct sockaddr_in *bind_addr; /* chain: one source address per SQ entry */
+        int slow_rcvbuf;               /* slow: SO_RCVBUF value the chain points at */
 
         lg_counters c;        /* live: read by main's progress line */
         lg_hist latency_us;   /* app ping round trips */

@@ -49,6 +49,24 @@ struct io_uring_sqe *tw_ring_sqe(struct io_uring *ring)
         return sqe;
 }
 
+void tw_ring_reserve(struct io_uring *ring, unsigned n)
+{
+        if (io_uring_sq_space_left(ring) < n)
+                io_uring_submit(ring);
+}
+
+bool tw_ring_has_op(struct io_uring *ring, int op)
+{
+        struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+        bool has;
+
+        if (!p)
+                return false;
+        has = io_uring_opcode_supported(p, op);
+        io_uring_free_probe(p);
+        return has;
+}
+
 int tw_bufring_init(struct io_uring *ring, tw_bufring *b, uint16_t bgid, uint32_t count,
                     uint32_t size)
 {
@@ -126,6 +144,27 @@ void tw_prep_fixed_fd_install(struct io_uring_sqe *sqe, int fd)
         sqe->flags |= IOSQE_FIXED_FILE;
         /* install_fd_flags shares the union with rw_flags: 0 keeps O_CLOEXEC. */
         sqe->rw_flags = 0;
+}
+
+void tw_prep_setsockopt(struct io_uring_sqe *sqe, int fd, int level, int optname,
+                        const void *optval, int optlen)
+{
+        /* The 6.7 SQE layout: cmd_op in the low half of off, level and optname over addr,
+         * optlen over file_index, the optval pointer over addr3. */
+        const uint32_t lo[2] = {(uint32_t)level, (uint32_t)optname};
+
+        io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
+        sqe->cmd_op = TW_SOCKET_URING_OP_SETSOCKOPT;
+        memcpy(&sqe->addr, lo, sizeof(lo));
+        sqe->file_index = (uint32_t)optlen;
+        sqe->addr3 = (uint64_t)(uintptr_t)optval;
+        sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+void tw_prep_bind(struct io_uring_sqe *sqe, int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+        io_uring_prep_rw(TW_IORING_OP_BIND, sqe, fd, addr, 0, addrlen);
+        sqe->flags |= IOSQE_FIXED_FILE;
 }
 
 uint64_t tw_now_ms(void)

@@ -13,10 +13,13 @@
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
-/* Opcodes newer than liburing 2.3's header; the kernel (6.8+) has them. */
-#define TW_IORING_OP_FIXED_FD_INSTALL 54
+/* Opcodes and commands newer than liburing 2.3's header (and the 6.1 uapi headers). */
+#define TW_IORING_OP_FIXED_FD_INSTALL 54 /* kernel 6.8 */
+#define TW_IORING_OP_BIND             56 /* kernel 6.11 */
+#define TW_SOCKET_URING_OP_SETSOCKOPT 3  /* IORING_OP_URING_CMD on a socket, kernel 6.7 */
 
 /* A completion's user_data: (kind, slot, generation). A completion whose generation no
  * longer matches its slot belongs to a connection that is gone and is ignored. */
@@ -44,6 +47,14 @@ int tw_ring_init(struct io_uring *ring, unsigned entries, unsigned files);
 
 /* An SQE, submitting pending ones first if the SQ is full. Never NULL. */
 struct io_uring_sqe *tw_ring_sqe(struct io_uring *ring);
+
+/* Makes room for n SQEs taken back to back, submitting pending ones first if needed: a
+ * linked chain must go to the kernel in one submission, since the kernel ends a chain at
+ * the end of each submission and would run the rest unlinked. */
+void tw_ring_reserve(struct io_uring *ring, unsigned n);
+
+/* Whether the running kernel knows opcode op (io_uring probe). */
+bool tw_ring_has_op(struct io_uring *ring, int op);
 
 /* A provided-buffer ring: `count` buffers of `size` bytes in group `bgid`. */
 typedef struct tw_bufring {
@@ -86,6 +97,15 @@ void tw_prep_cancel_fixed_fd(struct io_uring_sqe *sqe, int fd);
 
 /* Installs fixed file `fd` as a regular descriptor (O_CLOEXEC); res = the new fd. */
 void tw_prep_fixed_fd_install(struct io_uring_sqe *sqe, int fd);
+
+/* setsockopt on fixed file `fd` (URING_CMD, any level since the kernel calls
+ * do_sock_setsockopt). The kernel reads *optval when the request runs, which for a linked
+ * request is long after submission: optval must stay valid until it completes. */
+void tw_prep_setsockopt(struct io_uring_sqe *sqe, int fd, int level, int optname,
+                        const void *optval, int optlen);
+
+/* bind on fixed file `fd`; the kernel copies *addr at submission. */
+void tw_prep_bind(struct io_uring_sqe *sqe, int fd, const struct sockaddr *addr, socklen_t addrlen);
 
 /* Monotonic clock in milliseconds and microseconds. */
 uint64_t tw_now_ms(void);
