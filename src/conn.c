@@ -63,6 +63,8 @@ static void rx_free(tw_conn *c)
 
 static int rx_append(struct tw_rx *rx, const uint8_t *p, size_t n, size_t limit)
 {
+        if (n == 0) /* tw_conn_resume re-parses what is kept: nothing new (p may be NULL) */
+                return 0;
         if (rx->len + n > limit)
                 return -E2BIG;
         if (rx->len + n > rx->cap) {
