@@ -168,14 +168,7 @@ static int outq_over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
         int64_t dropped;
 
         if (cfg->slow_consumer == TW_SLOW_CONFLATE) {
-                if (outq_push(c, f) < 0) {
-                        tw_frame_unref(f);
-                        TW_INC(w->metrics.limit_hits);
-                        tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
-                        return -ENOMEM;
-                }
-                tw_worker_mark_dirty(w, c);
-                if (c->state == TW_CONN_DEAD || !c->out)
+                if (tw_conn_send_raw(w, c, f) < 0 || c->state == TW_CONN_DEAD || !c->out)
                         return -ENOMEM;
                 o = c->out;
                 pinned = outq_pinned(c, &pinned_bytes);
@@ -225,14 +218,7 @@ int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
         if (c->out && c->out->bytes + f->len > w->srv->cfg.max_queue && c->state == TW_CONN_OPEN &&
             !(c->flags & TW_CF_CLOSE_SENT))
                 return outq_over_bound(w, c, f);
-        if (outq_push(c, f) < 0) {
-                tw_frame_unref(f);
-                TW_INC(w->metrics.limit_hits);
-                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
-                return -ENOMEM;
-        }
-        tw_worker_mark_dirty(w, c);
-        return 0;
+        return tw_conn_send_raw(w, c, f);
 }
 
 size_t tw_outq_prepare(tw_conn *c, struct iovec *iov, size_t max)
