@@ -169,14 +169,26 @@ def frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
     if not mask:
         return hdr + payload
     key = os.urandom(4)
-    return hdr + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return hdr + key + mask_bytes(payload, key)
+
+
+def mask_bytes(payload, key):
+    """RFC 6455 5.3 masking (an involution), done on whole integers: fast for big payloads."""
+    n = len(payload)
+    if n == 0:
+        return b""
+    k = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(k, "little")).to_bytes(n, "little")
 
 
 class WS:
     """A raw WebSocket client connection."""
 
-    def __init__(self, port, path="/ws", extra="", timeout=5, wrap=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, path="/ws", extra="", timeout=5, wrap=None, rcvbuf=None):
+        if rcvbuf is None:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        else:  # set before connect, so the advertised window is small from the start
+            self.sock = connect_small(port, rcvbuf, timeout)
         if wrap:  # e.g. TLS: wrap(sock) returns the socket to speak through
             self.sock = wrap(self.sock)
         key, req = upgrade_request(path, extra=extra)
@@ -293,3 +305,135 @@ def wait_for(pred, timeout=10, step=0.05):
             return v
         time.sleep(step)
     return pred()
+
+
+
+def connect_small(port, rcvbuf, timeout=5):
+    """A TCP connection to 127.0.0.1:port whose SO_RCVBUF was set before connect()."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def read_to_end(sock, timeout=10, limit=None):
+    """Reads until the peer closes: (data, how) with how "eof" (a FIN: recv gave b""),
+    "reset" (ECONNRESET/EPIPE) or "timeout" (still open at the deadline). Stops early,
+    with how "limit", once `limit` bytes are in."""
+    data = bytearray()
+    deadline = time.time() + timeout
+    while True:
+        left = deadline - time.time()
+        if left <= 0:
+            return bytes(data), "timeout"
+        if limit is not None and len(data) >= limit:
+            return bytes(data), "limit"
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(262144)
+        except socket.timeout:
+            return bytes(data), "timeout"
+        except (ConnectionResetError, BrokenPipeError):
+            return bytes(data), "reset"
+        if not chunk:
+            return bytes(data), "eof"
+        data += chunk
+
+
+def parse_responses(data, limit=None):
+    """Splits bytes holding pipelined HTTP/1.1 responses (Content-Length framed):
+    ([(status, headers, body), ...], the bytes after them); at most `limit` answers."""
+    out = []
+    pos = 0
+    while limit is None or len(out) < limit:
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            break
+        lines = data[pos:end].decode("latin-1").split("\r\n")
+        parts = lines[0].split()
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        headers = {}
+        for l in lines[1:]:
+            k, _, v = l.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        if end + 4 + n > len(data):
+            break
+        out.append((status, headers, data[end + 4:end + 4 + n]))
+        pos = end + 4 + n
+    return out, data[pos:]
+
+
+def parse_frames(data):
+    """Splits bytes holding server frames: ([(fin, opcode, payload), ...], leftover)."""
+    out = []
+    pos = 0
+    while len(data) - pos >= 2:
+        b0, b1 = data[pos], data[pos + 1]
+        assert not b1 & 0x80, "server frames must not be masked"
+        n, off = b1 & 0x7F, 2
+        if n == 126:
+            if len(data) - pos < 4:
+                break
+            n, off = struct.unpack("!H", data[pos + 2:pos + 4])[0], 4
+        elif n == 127:
+            if len(data) - pos < 10:
+                break
+            n, off = struct.unpack("!Q", data[pos + 2:pos + 10])[0], 10
+        if len(data) - pos < off + n:
+            break
+        out.append((bool(b0 & 0x80), b0 & 0x0F, bytes(data[pos + off:pos + off + n])))
+        pos += off + n
+    return out, bytes(data[pos:])
+
+
+def close_code(payload):
+    """The status code of a Close frame's payload (None when it carries none)."""
+    return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+
+
+def peer_closed(sock):
+    """True when the peer has shut down its side (FIN) or reset the connection, found
+    without reading anything (poll: POLLRDHUP/POLLHUP/POLLERR)."""
+    p = select.poll()
+    p.register(sock, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+    return any(ev & (select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+               for _, ev in p.poll(0))
+
+
+class HttpConn:
+    """One keep-alive HTTP/1.1 connection: requests and their answers, one at a time."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def request(self, method, path, body=b"", headers=""):
+        head = "%s %s HTTP/1.1\r\nHost: t\r\n%s" % (method, path, headers)
+        if body or method == "POST":
+            head += "Content-Length: %d\r\n" % len(body)
+        self.sock.sendall(head.encode() + b"\r\n" + body)
+        return self.response()
+
+    def response(self):
+        while True:
+            got, rest = parse_responses(self.buf, limit=1)
+            if got:
+                self.buf = rest
+                return got[0]
+            chunk = self.sock.recv(262144)
+            if not chunk:
+                raise EOFError("connection closed: %r" % self.buf[:200])
+            self.buf += chunk
+
+    def close(self):
+        self.sock.close()
+
+
+def publish_http(port, topic, body, extra=""):
+    """POST /publish?topic=... on a fresh connection: (status, headers, body)."""
+    raw = ("POST /publish?topic=%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n"
+           "Content-Type: application/json\r\n%sConnection: close\r\n\r\n"
+           % (topic, len(body), extra)).encode() + body
+    return http(port, raw)
