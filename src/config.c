@@ -12,7 +12,15 @@
  * and anything before it, and flags after it override the file. Two things are not
  * order-dependent: a heartbeat profile is applied first and explicit
  * --ping-interval/--idle-timeout win over it wherever they appear, and the cross-flag
- * checks (tick <= ping < idle, TLS pairing) run once at the end on the final values.
+ * checks (tick <= ping < idle, TLS pairing, which listeners serve TLS, JWT claims that
+ * need a secret) run once at the end on the final values.
+ *
+ * TLS listeners: --tls-listen entries always serve TLS. When --tls-cert/--tls-key are
+ * given and the final listen list holds no --tls-listen entry, the --listen entries (the
+ * default one included) serve TLS too: a user who gave a certificate asked for TLS, and
+ * serving plaintext instead would fail silently and unsafely. "Final list" matters when
+ * sources override each other: a --listen on the command line replaces a file's whole
+ * list, its --tls-listen entries with it, and the rule is then applied to what is left.
  *
  * Unit decisions (also printed by --help):
  *   - durations: ms, s, m, or a bare number of seconds; a decimal fraction is accepted
@@ -37,7 +45,8 @@
 
 #define MAX_DURATION_MS (24ull * 3600 * 1000) /* see the file comment */
 #define MAX_WORKERS     1024u
-#define FILE_LINE_MAX   1024 /* longer than any value we keep (strings[] is 512) */
+#define MAX_MSG_RATE    1000000u /* messages/s: far above any client, still a bound */
+#define FILE_LINE_MAX   1024     /* longer than any value we keep (strings[] is 512) */
 
 enum opt_id {
         O_LISTEN,
@@ -53,14 +62,21 @@ enum opt_id {
         O_DRAIN,
         O_SPREAD,
         O_MAX_CONN,
+        O_MAX_CONN_IP,
         O_MAX_MSG,
+        O_MAX_RATE,
         O_MAX_QUEUE,
         O_MAX_SUBS,
+        O_MAX_TOPICS,
+        O_MAX_HIST_BYTES,
         O_SLOW,
         O_HISTORY,
         O_TLS_CERT,
         O_TLS_KEY,
         O_JWT,
+        O_JWT_AUD,
+        O_JWT_ISS,
+        O_TOKEN_GRACE,
         O_PUB_TOKEN,
         O_CONFIG,
         O_HELP,
@@ -76,8 +92,9 @@ struct opt {
 
 static const struct opt opts[] = {
     {"listen", O_LISTEN, "ADDR", "Listening",
-     "plain address; repeatable (up to 4); port 0 = any free"},
-    {"tls-listen", O_TLS_LISTEN, "ADDR", NULL, "as --listen, serving TLS (needs --tls-cert/key)"},
+     "repeatable (up to 4); port 0 = any free; see TLS below"},
+    {"tls-listen", O_TLS_LISTEN, "ADDR", NULL,
+     "as --listen, serving TLS; --listen then stays plain"},
     {"workers", O_WORKERS, "N", NULL, "worker threads, one io_uring each; 0 = online CPUs"},
     {"ping-interval", O_PING, "DUR", "Heartbeat", "quiet this long: the server sends a Ping"},
     {"idle-timeout", O_IDLE, "DUR", NULL, "silent this long: dead (must exceed ping interval)"},
@@ -91,15 +108,25 @@ static const struct opt opts[] = {
     {"drain-timeout", O_DRAIN, "DUR", NULL, "on SIGTERM, wait this long for Close replies"},
     {"reconnect-spread", O_SPREAD, "DUR", NULL, "retry_ms hint spread in 1001 Going Away"},
     {"max-connections", O_MAX_CONN, "N", "Limits", "whole server; 0 = only the tables limit"},
+    {"max-connections-per-ip", O_MAX_CONN_IP, "N", NULL, "per client address; 0 or off = no limit"},
     {"max-message", O_MAX_MSG, "SIZE", NULL, "inbound message size (over it: close 1009)"},
+    {"max-message-rate", O_MAX_RATE, "N/s", NULL, "inbound messages per second per connection"},
     {"max-queue", O_MAX_QUEUE, "SIZE", NULL, "queued outbound bytes per connection"},
     {"max-subscriptions", O_MAX_SUBS, "N", NULL, "topics per connection"},
+    {"max-topics", O_MAX_TOPICS, "N", NULL, "topics the whole server keeps"},
+    {"max-history-bytes", O_MAX_HIST_BYTES, "SIZE", NULL,
+     "all topic histories together; oldest go first"},
     {"slow-consumer", O_SLOW, "POLICY", "Fan-out",
      "conflate (keep the newest per topic) or disconnect (1013)"},
     {"history", O_HISTORY, "N", NULL, "messages kept per topic for resume (since)"},
-    {"tls-cert", O_TLS_CERT, "FILE", "TLS and auth", "PEM certificate chain"},
+    {"tls-cert", O_TLS_CERT, "FILE", "TLS and auth",
+     "PEM certificate chain (TLS on --listen unless --tls-listen)"},
     {"tls-key", O_TLS_KEY, "FILE", NULL, "PEM private key"},
     {"jwt-secret", O_JWT, "S", NULL, "HMAC-SHA256 secret for ?token= / Bearer JWTs"},
+    {"jwt-audience", O_JWT_AUD, "S", NULL, "JWTs must carry this aud (needs --jwt-secret)"},
+    {"jwt-issuer", O_JWT_ISS, "S", NULL, "JWTs must carry this iss (needs --jwt-secret)"},
+    {"token-grace", O_TOKEN_GRACE, "DUR", NULL,
+     "keep a connection this long after its JWT expires"},
     {"publish-token", O_PUB_TOKEN, "T", NULL, "bearer token required to publish"},
     {"config", O_CONFIG, "FILE", "Other", "read flags from FILE (format below)"},
     {"help", O_HELP, NULL, NULL, "print this text and exit (also -h)"},
@@ -425,6 +452,11 @@ void tw_config_defaults(tw_config *c)
         c->slow_consumer = TW_SLOW_CONFLATE;
         c->history = 1024;
         c->max_subscriptions = 1024;
+        c->max_topics = 100000;
+        c->max_history_bytes = 256ull << 20;
+        c->max_message_rate = 0;
+        c->max_connections_per_ip = 0;
+        c->token_grace_ms = 10000;
 }
 
 static const struct opt *find_opt(const char *name, size_t len)
@@ -471,6 +503,44 @@ static int set_count(struct parser *p, const struct opt *o, const char *v, uint6
         if (n > max)
                 return fail(p, o->name, "%s is over the limit of %" PRIu64, v, max);
         *dst = (uint32_t)n;
+        return 0;
+}
+
+/* A count where 0 means "no limit", which may also be written "off". */
+static int set_limit(struct parser *p, const struct opt *o, const char *v, uint64_t max,
+                     uint32_t *dst)
+{
+        if (strcmp(v, "off") == 0) {
+                *dst = 0;
+                return 0;
+        }
+        return set_count(p, o, v, 0, max, dst);
+}
+
+/* "N/s" or a bare N (also per second); 0 or "off" turns the limit off. No other unit
+ * is accepted, so none is ever guessed at. */
+static int set_rate(struct parser *p, const struct opt *o, const char *v, uint32_t *dst)
+{
+        size_t n = strlen(v);
+        uint64_t r = 0;
+
+        if (strcmp(v, "off") == 0) {
+                *dst = 0;
+                return 0;
+        }
+        if (n > 2 && strcmp(v + n - 2, "/s") == 0)
+                n -= 2;
+        if (n == 0)
+                return fail(p, o->name, "invalid rate '%s' (use N/s, N or off)", v);
+        for (size_t i = 0; i < n; i++) {
+                if (!is_digit(v[i]))
+                        return fail(p, o->name, "invalid rate '%s' (use N/s, N or off)", v);
+                if (r <= MAX_MSG_RATE) /* past the limit, only look for garbage */
+                        r = r * 10 + (uint64_t)(v[i] - '0');
+        }
+        if (r > MAX_MSG_RATE)
+                return fail(p, o->name, "'%s' is over the limit of %u/s", v, MAX_MSG_RATE);
+        *dst = (uint32_t)r;
         return 0;
 }
 
@@ -569,12 +639,20 @@ static int apply(struct parser *p, const struct opt *o, const char *v)
                 return set_duration(p, o, v, false, &c->reconnect_spread_ms);
         case O_MAX_CONN:
                 return set_count(p, o, v, 0, UINT32_MAX, &c->max_connections);
+        case O_MAX_CONN_IP:
+                return set_limit(p, o, v, UINT32_MAX, &c->max_connections_per_ip);
         case O_MAX_MSG:
                 return set_size(p, o, v, &c->max_message);
+        case O_MAX_RATE:
+                return set_rate(p, o, v, &c->max_message_rate);
         case O_MAX_QUEUE:
                 return set_size(p, o, v, &c->max_queue);
         case O_MAX_SUBS:
                 return set_count(p, o, v, 1, UINT32_MAX, &c->max_subscriptions);
+        case O_MAX_TOPICS:
+                return set_count(p, o, v, 1, UINT32_MAX, &c->max_topics);
+        case O_MAX_HIST_BYTES:
+                return set_size(p, o, v, &c->max_history_bytes);
         case O_SLOW:
                 if (strcmp(v, "conflate") == 0)
                         c->slow_consumer = TW_SLOW_CONFLATE;
@@ -592,6 +670,12 @@ static int apply(struct parser *p, const struct opt *o, const char *v)
                 return set_string(p, o, v, 1, &c->tls_key);
         case O_JWT:
                 return set_string(p, o, v, 2, &c->jwt_secret);
+        case O_JWT_AUD:
+                return set_string(p, o, v, 4, &c->jwt_audience);
+        case O_JWT_ISS:
+                return set_string(p, o, v, 5, &c->jwt_issuer);
+        case O_TOKEN_GRACE:
+                return set_duration(p, o, v, false, &c->token_grace_ms);
         case O_PUB_TOKEN:
                 return set_string(p, o, v, 3, &c->publish_token);
         case O_CONFIG:
@@ -708,11 +792,24 @@ static int finish(struct parser *p)
                 return seterr(p, "--tls-cert: given without --tls-key");
         if (c->tls_key && !c->tls_cert)
                 return seterr(p, "--tls-key: given without --tls-cert");
-        for (unsigned i = 0; i < c->nlisten; i++)
+        bool any_tls = false;
+        for (unsigned i = 0; i < c->nlisten; i++) {
                 if (c->listen[i].tls && !c->tls_cert) {
                         tw_listen_format(&c->listen[i], addr, sizeof addr);
                         return seterr(p, "--tls-listen: %s needs --tls-cert and --tls-key", addr);
                 }
+                any_tls |= c->listen[i].tls;
+        }
+        /* A certificate and no --tls-listen: the --listen addresses serve TLS (see the
+         * file comment), rather than loading the certificate and serving plaintext. */
+        if (c->tls_cert && !any_tls)
+                for (unsigned i = 0; i < c->nlisten; i++)
+                        c->listen[i].tls = true;
+        /* Without a secret no token is read, so a required claim would be ignored. */
+        if (c->jwt_audience && !c->jwt_secret)
+                return seterr(p, "--jwt-audience: given without --jwt-secret");
+        if (c->jwt_issuer && !c->jwt_secret)
+                return seterr(p, "--jwt-issuer: given without --jwt-secret");
         return 0;
 }
 
@@ -792,8 +889,23 @@ static const char *fmt_default(enum opt_id id, const tw_config *d, char *buf, si
         case O_MAX_CONN:
                 snprintf(buf, cap, "%" PRIu32, d->max_connections);
                 return buf;
+        case O_MAX_CONN_IP:
+                if (d->max_connections_per_ip == 0)
+                        return "off";
+                snprintf(buf, cap, "%" PRIu32, d->max_connections_per_ip);
+                return buf;
         case O_MAX_MSG:
                 return fmt_size(d->max_message, buf, cap);
+        case O_MAX_RATE:
+                if (d->max_message_rate == 0)
+                        return "off";
+                snprintf(buf, cap, "%" PRIu32 "/s", d->max_message_rate);
+                return buf;
+        case O_MAX_TOPICS:
+                snprintf(buf, cap, "%" PRIu32, d->max_topics);
+                return buf;
+        case O_MAX_HIST_BYTES:
+                return fmt_size(d->max_history_bytes, buf, cap);
         case O_MAX_QUEUE:
                 return fmt_size(d->max_queue, buf, cap);
         case O_MAX_SUBS:
@@ -807,6 +919,11 @@ static const char *fmt_default(enum opt_id id, const tw_config *d, char *buf, si
         case O_JWT:
         case O_PUB_TOKEN:
                 return "none: open";
+        case O_JWT_AUD:
+        case O_JWT_ISS:
+                return "none: not checked";
+        case O_TOKEN_GRACE:
+                return fmt_duration(d->token_grace_ms, buf, cap);
         case O_TLS_LISTEN:
         case O_PROFILE:
         case O_TLS_CERT:
@@ -850,6 +967,9 @@ void tw_config_usage(FILE *out)
                 "  as ambiguous.\n"
                 "ADDR: 127.0.0.1:8080, [::1]:8080, :8080 (= 0.0.0.0:8080); numeric only. The\n"
                 "  first --listen/--tls-listen replaces the default address.\n"
+                "TLS: with --tls-cert/--tls-key and no --tls-listen, the --listen addresses\n"
+                "  (the default one too) serve TLS; with a --tls-listen, --listen stays plain.\n"
+                "N/s: messages per second, \"N/s\" or a bare N; 0 or off = no limit.\n"
                 "Config file: one \"flag value\" or \"flag = value\" per line, flag names without\n"
                 "  the dashes; '#' at the start of a line is a comment. The file takes effect\n"
                 "  where --config stands: flags after it override it, flags before it do not.\n"

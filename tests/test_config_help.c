@@ -53,9 +53,16 @@ Test(config_help, lists_every_flag)
             "--slow-consumer",
             "--history",
             "--max-subscriptions",
+            "--max-topics",
+            "--max-history-bytes",
+            "--max-message-rate",
+            "--max-connections-per-ip",
             "--tls-cert",
             "--tls-key",
             "--jwt-secret",
+            "--jwt-audience",
+            "--jwt-issuer",
+            "--token-grace",
             "--publish-token",
             "--config",
             "--help",
@@ -86,6 +93,13 @@ Test(config_help, shows_defaults)
             {"--slow-consumer", "[conflate]"},
             {"--history", "[1024]"},
             {"--max-subscriptions", "[1024]"},
+            {"--max-topics", "[100000]"},
+            {"--max-history-bytes", "[256MiB]"},
+            {"--max-message-rate", "[off]"},
+            {"--max-connections-per-ip", "[off]"},
+            {"--token-grace", "[10s]"},
+            {"--jwt-audience", "[none: not checked]"},
+            {"--jwt-issuer", "[none: not checked]"},
         };
         char *text = help_text("-h");
         for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -117,5 +131,71 @@ Test(config_help, fits_100_columns)
                 cr_assert_not_null(eol, "text does not end in a newline");
                 cr_expect_leq(eol - l, 100, "too wide: %.*s", (int)(eol - l), l);
         }
+        free(text);
+}
+
+/* The heading a flag's line sits under: the last unindented "Name:" line above it. */
+static void expect_group(const char *text, const char *flag, const char *group)
+{
+        const char *l = line_of(text, flag), *g = NULL;
+        cr_assert_not_null(l, "no line for %s", flag);
+        for (const char *p = text; p < l; p = strchr(p, '\n') + 1) {
+                const char *eol = strchr(p, '\n');
+                if (*p != ' ' && eol > p && eol[-1] == ':')
+                        g = p;
+        }
+        cr_assert_not_null(g, "%s has no heading", flag);
+        size_t n = strlen(group);
+        cr_expect(strncmp(g, group, n) == 0 && g[n] == ':' && g[n + 1] == '\n',
+                  "%s is under '%.*s', want '%s'", flag, (int)(strchr(g, '\n') - g), g, group);
+}
+
+Test(config_help, new_flags_in_their_groups)
+{
+        char *text = help_text("--help");
+        expect_group(text, "--max-topics", "Limits");
+        expect_group(text, "--max-history-bytes", "Limits");
+        expect_group(text, "--max-message-rate", "Limits");
+        expect_group(text, "--max-connections-per-ip", "Limits");
+        expect_group(text, "--token-grace", "TLS and auth");
+        expect_group(text, "--jwt-audience", "TLS and auth");
+        expect_group(text, "--jwt-issuer", "TLS and auth");
+        expect_group(text, "--listen", "Listening");
+        free(text);
+}
+
+/* Each flag is documented on one line: the next line starts another flag or a blank. */
+Test(config_help, new_flags_one_line_each)
+{
+        static const char *const flags[] = {
+            "--max-topics",       "--max-history-bytes",
+            "--max-message-rate", "--max-connections-per-ip",
+            "--token-grace",      "--jwt-audience",
+            "--jwt-issuer",
+        };
+        char *text = help_text("--help");
+        for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+                const char *l = line_of(text, flags[i]);
+                cr_assert_not_null(l, "no line for %s", flags[i]);
+                const char *next = strchr(l, '\n') + 1;
+                cr_expect(strncmp(next, "  --", 4) == 0 || *next == '\n', "%s continues: %.40s",
+                          flags[i], next);
+        }
+        free(text);
+}
+
+Test(config_help, explains_tls_on_listen)
+{
+        char *text = help_text("--help");
+        cr_expect_not_null(strstr(text, "with --tls-cert/--tls-key and no --tls-listen, the "
+                                        "--listen addresses\n  (the default one too) serve TLS; "
+                                        "with a --tls-listen, --listen stays plain."),
+                           "%s", text);
+        const char *l = line_of(text, "--listen");
+        cr_assert_not_null(l);
+        cr_expect(strncmp(l, "  --listen ADDR", 15) == 0);
+        const char *eol = strchr(l, '\n');
+        const char *plain = strstr(l, "plain");
+        cr_expect(!plain || plain > eol, "--listen still says it is plain");
         free(text);
 }

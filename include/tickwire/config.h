@@ -21,33 +21,45 @@ enum tw_slow_policy { TW_SLOW_CONFLATE = 0, TW_SLOW_DISCONNECT = 1 };
 typedef struct tw_listen {
         struct sockaddr_storage addr; /* IPv4 or IPv6; port 0 = pick a free one */
         socklen_t addrlen;
-        bool tls; /* serves TLS (needs tls_cert/tls_key) */
+        bool tls; /* serves TLS (needs tls_cert/tls_key); see tw_config.listen */
 } tw_listen;
 
+/* Which listeners serve TLS (set by tw_config_parse, read by the server): every
+ * --tls-listen entry; and when --tls-cert/--tls-key are given but the final list has no
+ * --tls-listen entry, every --listen entry too (the default 127.0.0.1:8080 included), so
+ * asking for TLS never silently yields plaintext. With a --tls-listen, --listen stays
+ * plain and both run side by side. */
 typedef struct tw_config {
         tw_listen listen[TW_MAX_LISTEN]; /* --listen (repeatable), --tls-listen */
         unsigned nlisten;
-        unsigned workers;              /* 0 = online CPUs */
-        uint64_t ping_interval_ms;     /* quiet this long: server sends Ping */
-        uint64_t idle_timeout_ms;      /* silent this long: connection is dead */
-        uint64_t tick_ms;              /* timing wheel resolution */
-        bool tcp_user_timeout;         /* TCP_USER_TIMEOUT = idle_timeout_ms on accepted
-                                          sockets (--tcp-user-timeout on|off, default on) */
-        uint64_t handshake_timeout_ms; /* accept to 101 (and TLS handshake) */
-        uint64_t close_timeout_ms;     /* our Close sent: wait this long for theirs */
-        uint64_t drain_timeout_ms;     /* shutdown: wait this long for Close replies */
-        uint64_t reconnect_spread_ms;  /* retry_ms hint spread in 1001 reasons */
-        uint32_t max_connections;      /* whole server; 0 = limited only by the tables */
-        uint64_t max_message;          /* bytes per inbound message (1009) */
-        uint64_t max_queue;            /* queued outbound bytes per connection */
+        unsigned workers;                /* 0 = online CPUs */
+        uint64_t ping_interval_ms;       /* quiet this long: server sends Ping */
+        uint64_t idle_timeout_ms;        /* silent this long: connection is dead */
+        uint64_t tick_ms;                /* timing wheel resolution */
+        bool tcp_user_timeout;           /* TCP_USER_TIMEOUT = idle_timeout_ms on accepted
+                                            sockets (--tcp-user-timeout on|off, default on) */
+        uint64_t handshake_timeout_ms;   /* accept to 101 (and TLS handshake) */
+        uint64_t close_timeout_ms;       /* our Close sent: wait this long for theirs */
+        uint64_t drain_timeout_ms;       /* shutdown: wait this long for Close replies */
+        uint64_t reconnect_spread_ms;    /* retry_ms hint spread in 1001 reasons */
+        uint32_t max_connections;        /* whole server; 0 = limited only by the tables */
+        uint32_t max_connections_per_ip; /* open connections per client address; 0 = off */
+        uint64_t max_message;            /* bytes per inbound message (1009) */
+        uint32_t max_message_rate;       /* inbound messages/s per connection; 0 = off */
+        uint64_t max_queue;              /* queued outbound bytes per connection */
         enum tw_slow_policy slow_consumer;
         uint32_t history;           /* messages kept per topic for resume */
         uint32_t max_subscriptions; /* per connection */
+        uint32_t max_topics;        /* whole server, >= 1 */
+        uint64_t max_history_bytes; /* whole server, all topic histories together */
         const char *tls_cert;       /* PEM paths; NULL = no TLS */
         const char *tls_key;
         const char *jwt_secret;    /* HMAC-SHA256 secret for ?token= JWTs; NULL = open */
+        const char *jwt_audience;  /* required "aud"; NULL = not checked (needs jwt_secret) */
+        const char *jwt_issuer;    /* required "iss"; NULL = not checked (needs jwt_secret) */
+        uint64_t token_grace_ms;   /* open connection kept this long past its JWT's exp */
         const char *publish_token; /* bearer token for publishing; NULL = anyone */
-        char strings[4][512];      /* storage for values read from --config */
+        char strings[6][512];      /* storage for values read from --config */
 } tw_config;
 
 /* Fills the documented defaults (127.0.0.1:8080, 30 s / 90 s, tick 10 ms, ...). */

@@ -9,8 +9,10 @@
  * one worker resumes on another), and each TLS connection's WOLFSSL object (tw_conn.tls).
  * Must not touch: sockets, the ring, connection state beyond the few hooks below.
  *
- * Which listeners: only --tls-listen entries serve TLS; --listen stays plain even when
- * --tls-cert/--tls-key are given, so plain and TLS run side by side (e.g. --listen
+ * Which listeners: those with tw_listen.tls set, which the config decides (DESIGN 7):
+ * --tls-listen entries serve TLS; --tls-cert/--tls-key without any --tls-listen make the
+ * --listen addresses (the default 127.0.0.1:8080 included) serve TLS; with --tls-listen
+ * also given, --listen stays plain, so plain and TLS run side by side (e.g. --listen
  * 127.0.0.1:8080 --tls-listen 127.0.0.1:8443).
  *
  * Policy (both sides): TLS 1.2 minimum; ciphers TLS13-CHACHA20-POLY1305 first (this
