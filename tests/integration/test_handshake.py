@@ -54,9 +54,12 @@ class Handshake(unittest.TestCase):
         _, req = upgrade_request(key="c2hvcnQ=")
         self.assertEqual(http(self.port, req)[0], 400)
 
-    def test_wrong_version_is_400(self):
+    def test_wrong_version_is_426_with_version(self):
+        """RFC 6455 4.4 / DESIGN 6: the answer names the version the server speaks."""
         _, req = upgrade_request()
-        self.assertEqual(http(self.port, req.replace(b"Version: 13", b"Version: 8"))[0], 400)
+        st, hdrs, _ = http(self.port, req.replace(b"Version: 13", b"Version: 8"))
+        self.assertEqual(st, 426)
+        self.assertEqual(hdrs.get("sec-websocket-version"), "13")
 
     def test_post_upgrade_is_400(self):
         _, req = upgrade_request()
