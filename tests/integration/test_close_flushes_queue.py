@@ -9,7 +9,10 @@ read (small SO_RCVBUF), then reads it all:
 - a subscriber with 1,500 x 4 KB queued sends Close 1000: every seq 1..1500 in order, the
   Close 1000 echo, then EOF (before: ~850 messages, no Close);
 - the same backlog, then a protocol error (an unmasked frame): every message, then Close
-  1002, then EOF (before: the 1002 never arrived)."""
+  1002, then EOF (before: the 1002 never arrived).
+--close-timeout is long (30 s) so that a timeout cannot cut a correct flush short on a slow
+machine: after its last answer or Close the server shuts down its write side (DESIGN 4),
+so the client sees EOF right after it without the timeout playing a part."""
 import json
 import struct
 import time
@@ -39,7 +42,7 @@ def publish_backlog(port, topic, n):
 
 class CloseFlushesQueue(unittest.TestCase):
     def test_pipelined_http_then_connection_close(self):
-        with Server(workers=1) as srv:
+        with Server("--close-timeout", "30s", workers=1) as srv:
             s = connect_small(srv.port, RCVBUF)
             self.addCleanup(s.close)
             req = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
@@ -56,6 +59,7 @@ class CloseFlushesQueue(unittest.TestCase):
             self.assertEqual(rest, b"", "bytes after the last answer")
             self.assertEqual(how, "eof", "after the last answer: %s instead of a clean EOF"
                              % how)
+            s.close()  # our FIN ends the server's lingering close
 
     def backlog_then(self, srv, topic, trigger):
         """A non-reading subscriber gets N messages queued, then sends `trigger`, then reads
@@ -80,6 +84,7 @@ class CloseFlushesQueue(unittest.TestCase):
             elif op == 0x8:
                 close = payload
         self.assertEqual(rest, b"", "a partial frame before the end (%s)" % how)
+        sub.close()  # our FIN ends the server's lingering close
         return seqs, close, how
 
     def check_everything_then_close(self, seqs, close, how, code):
@@ -93,13 +98,13 @@ class CloseFlushesQueue(unittest.TestCase):
         self.assertEqual(how, "eof", "after the Close: %s instead of EOF" % how)
 
     def test_backlog_then_client_close_1000(self):
-        with Server("--max-queue", "64MiB", workers=1) as srv:
+        with Server("--max-queue", "64MiB", "--close-timeout", "30s", workers=1) as srv:
             seqs, close, how = self.backlog_then(srv, "flush.c", frame(0x8, struct.pack(
                 "!H", 1000)))
             self.check_everything_then_close(seqs, close, how, 1000)
 
     def test_backlog_then_protocol_error_1002(self):
-        with Server("--max-queue", "64MiB", workers=1) as srv:
+        with Server("--max-queue", "64MiB", "--close-timeout", "30s", workers=1) as srv:
             seqs, close, how = self.backlog_then(srv, "flush.e", frame(
                 0x1, b'{"type":"ping","time":1}', mask=False))
             self.check_everything_then_close(seqs, close, how, 1002)
