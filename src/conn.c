@@ -19,6 +19,7 @@
 #include "tickwire/auth.h"
 #include "tickwire/http.h"
 #include "tickwire/metrics.h"
+#include "tickwire/outq.h"
 #include "tickwire/proto.h"
 #include "tickwire/server.h"
 #include "tickwire/tls.h"
@@ -30,17 +31,6 @@ struct tw_rx {
         size_t len; /* bytes buffered: partial HTTP input, or a text message so far */
         size_t cap;
         uint8_t *buf;
-};
-
-/* Frame references waiting to be sent. The iovecs of a send live in the worker's
- * per-turn arena, not here: the kernel has consumed them once the SQE is submitted
- * (IORING_FEAT_SUBMIT_STABLE), so a queue is ~32 bytes plus its pointers. */
-struct tw_outq {
-        uint64_t bytes; /* queued, not yet sent */
-        uint32_t head, count, cap;
-        uint32_t off;     /* bytes of q[head] already sent */
-        uint32_t sending; /* entries from head covered by the send in flight: untouchable */
-        tw_frame *q[];    /* ring of cap entries */
 };
 
 /* ---- partial input ---- */
@@ -87,96 +77,38 @@ static int rx_append(struct tw_rx *rx, const uint8_t *p, size_t n, size_t limit)
 void tw_conn_release_buffers(tw_conn *c)
 {
         rx_free(c);
-        if (c->out && !(c->flags & TW_CF_SEND)) {
-                struct tw_outq *o = c->out;
-
-                for (uint32_t i = 0; i < o->count; i++)
-                        tw_frame_unref(o->q[(o->head + i) % o->cap]);
-                free(o);
-                c->out = NULL;
-        }
+        if (!tw_outq_sending(c->out))
+                tw_outq_free(&c->out);
 }
 
 /* ---- output ---- */
 
 uint64_t tw_conn_queued(const tw_conn *c)
 {
-        return c->out ? c->out->bytes : 0;
+        return tw_outq_bytes(c->out);
 }
 
-static struct tw_outq *outq_grow(struct tw_outq *o)
-{
-        uint32_t cap = o ? o->cap * 2 : 4;
-        struct tw_outq *n = malloc(sizeof(*n) + cap * sizeof(n->q[0]));
-
-        if (!n)
-                return NULL;
-        if (o) {
-                *n = *o;
-                for (uint32_t i = 0; i < o->count; i++)
-                        n->q[i] = o->q[(o->head + i) % o->cap];
-                free(o);
-        } else {
-                memset(n, 0, sizeof(*n));
-        }
-        n->head = 0;
-        n->cap = cap;
-        return n;
-}
-
-static int outq_push(tw_conn *c, tw_frame *f)
-{
-        struct tw_outq *o = c->out;
-
-        if (!o || o->count == o->cap) {
-                o = outq_grow(o);
-                if (!o)
-                        return -ENOMEM;
-                c->out = o;
-        }
-        o->q[(o->head + o->count) & (o->cap - 1)] = f; /* cap is a power of two */
-        o->count++;
-        o->bytes += f->len;
-        return 0;
-}
-
-/* ---- slow consumers: a session's queue over --max-queue (the rule is topic.c's) ---- */
-
-/* Entries of the queue a conflation must leave alone: those the send in flight covers
- * (o->sending, from the head) or a partly sent head. */
-static uint32_t outq_pinned(const tw_conn *c, uint64_t *bytes)
-{
-        const struct tw_outq *o = c->out;
-        uint32_t n = (c->flags & TW_CF_SEND) ? o->sending : (o->off ? 1 : 0);
-
-        *bytes = 0;
-        for (uint32_t i = 0; i < n; i++)
-                *bytes += o->q[(o->head + i) % o->cap]->len;
-        *bytes -= n ? o->off : 0;
-        return n;
-}
+/* ---- slow consumers: a session's queue over --max-queue (the rule is outq's) ---- */
 
 /* f does not fit under the bound. conflate: queue it, then keep only the newest pending
  * message per topic; if what remains still does not fit (replies, not messages, pile
- * up), fall through to disconnect: drop everything not in flight and Close 1013. */
-static int outq_over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
+ * up), fall through to disconnect: drop everything not in flight and Close 1013. Either
+ * way the subscriber may have lost messages: a `since` replay running on it can no longer
+ * claim to be complete (TW_CF_LOSSY). */
+static int over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
         const tw_config *cfg = &w->srv->cfg;
-        struct tw_outq *o;
-        uint64_t pinned_bytes;
-        uint32_t pinned;
         int64_t dropped;
 
+        c->flags |= TW_CF_LOSSY;
         if (cfg->slow_consumer == TW_SLOW_CONFLATE) {
-                if (tw_conn_send_raw(w, c, f) < 0 || c->state == TW_CONN_DEAD || !c->out)
+                if (tw_conn_send_raw(w, c, f) < 0)
                         return -ENOMEM;
-                o = c->out;
-                pinned = outq_pinned(c, &pinned_bytes);
-                dropped = tw_conflate(o->q, o->cap, &o->head, &o->count, pinned, false, &o->bytes);
+                dropped = tw_outq_conflate(c->out, false);
                 if (dropped >= 0) {
                         TW_INC(w->metrics.slow_consumer[TW_SLOW_CONFLATE]);
                         TW_ADD(w->metrics.messages_dropped, (uint64_t)dropped);
-                        if (o->bytes - pinned_bytes <= cfg->max_queue)
+                        if (tw_outq_unpinned_bytes(c->out) <= cfg->max_queue)
                                 return 0;
                 }
         } else {
@@ -184,20 +116,18 @@ static int outq_over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
                         TW_INC(w->metrics.messages_dropped);
                 tw_frame_unref(f);
         }
-        o = c->out;
-        pinned = outq_pinned(c, &pinned_bytes);
-        dropped = tw_conflate(o->q, o->cap, &o->head, &o->count, pinned, true, &o->bytes);
+        dropped = tw_outq_conflate(c->out, true);
         TW_ADD(w->metrics.messages_dropped, (uint64_t)(dropped > 0 ? dropped : 0));
         TW_INC(w->metrics.slow_consumer[TW_SLOW_DISCONNECT]);
         tw_conn_close(w, c, TW_WS_CLOSE_TRY_AGAIN, "slow consumer", 13);
         return -ENOBUFS;
 }
 
-/* ---- end of slow consumers ---- */
+/* ---- output ---- */
 
 int tw_conn_send_raw(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
-        if (outq_push(c, f) < 0) {
+        if (tw_outq_push(&c->out, f) < 0) {
                 tw_frame_unref(f);
                 TW_INC(w->metrics.limit_hits);
                 tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
@@ -215,64 +145,12 @@ int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
         }
         if (c->tls) /* encrypted per connection; the ciphertext comes back raw */
                 return tw_tls_conn_send(w, c, f);
-        if (c->out && c->out->bytes + f->len > w->srv->cfg.max_queue && c->state == TW_CONN_OPEN &&
-            !(c->flags & TW_CF_CLOSE_SENT))
-                return outq_over_bound(w, c, f);
+        /* The bound applies to a live session only: once our Close is queued nothing more
+         * is added but the Close itself, which always goes out behind everything else. */
+        if (c->state == TW_CONN_OPEN && !(c->flags & TW_CF_CLOSE_SENT) &&
+            tw_outq_bytes(c->out) + f->len > w->srv->cfg.max_queue)
+                return over_bound(w, c, f);
         return tw_conn_send_raw(w, c, f);
-}
-
-size_t tw_outq_prepare(tw_conn *c, struct iovec *iov, size_t max)
-{
-        struct tw_outq *o = c->out;
-        size_t n;
-
-        if (!o || o->count == 0)
-                return 0;
-        n = o->count < max ? o->count : max;
-        for (size_t i = 0; i < n; i++) {
-                tw_frame *f = o->q[(o->head + i) & (o->cap - 1)];
-                size_t skip = i == 0 ? o->off : 0;
-
-                iov[i].iov_base = f->data + skip;
-                iov[i].iov_len = f->len - skip;
-        }
-        o->sending = (uint32_t)n;
-        return n;
-}
-
-uint64_t tw_outq_complete(tw_conn *c, size_t sent, tw_frame_batch *rel)
-{
-        struct tw_outq *o = c->out;
-        uint64_t left;
-
-        if (!o)
-                return 0;
-        o->sending = 0;
-        o->bytes -= sent;
-        while (sent > 0 && o->count > 0) {
-                tw_frame *f = o->q[o->head];
-                size_t avail = f->len - o->off;
-
-                if (sent < avail) {
-                        o->off += (uint32_t)sent;
-                        break;
-                }
-                sent -= avail;
-                o->off = 0;
-                o->head = (o->head + 1) & (o->cap - 1);
-                o->count--;
-                if (rel)
-                        tw_frame_batch_unref(rel, f);
-                else
-                        tw_frame_unref(f);
-        }
-        left = o->bytes;
-        if (o->count == 0) {
-                /* An idle connection owns no queue. */
-                free(o);
-                c->out = NULL;
-        }
-        return left;
 }
 
 void tw_conn_send_text(struct tw_worker *w, tw_conn *c, const void *p, size_t n)
@@ -296,22 +174,89 @@ static void send_error(struct tw_worker *w, tw_conn *c, const char *code, const 
                 tw_conn_send_text(w, c, buf, n);
 }
 
-/* ---- closing ---- */
+/* ---- closing ----
+ *
+ * One path ends every graceful close, whoever starts it (a Close either way, a protocol
+ * error, an HTTP error answer, a TLS alert): the connection goes to LINGER with its last
+ * bytes queued behind everything queued before them, and
+ *   1. the queue is sent to the end, however many sends that takes; the close timeout
+ *      counts from the last send that made progress, so only a peer that stopped reading
+ *      can cut it short;
+ *   2. then our write side is shut down (FIN) and input is read and discarded until the
+ *      peer's FIN, or the close timeout from the shutdown;
+ *   3. then the descriptor is closed. Closing with unread input would make the kernel
+ *      answer with RST, and a peer still writing (an oversized message, a pipelined
+ *      body) would lose the Close or answer it had not read yet.
+ */
 
-/* Our last bytes are queued: close TCP once they are out (or after close_timeout). */
-static void linger(struct tw_worker *w, tw_conn *c)
+static void arm_close_deadline(struct tw_worker *w, tw_conn *c)
 {
+        tw_worker_arm(w, c, tw_worker_close_deadline(w));
+}
+
+/* Step 2, once everything queued is out. */
+static void linger_drained(struct tw_worker *w, tw_conn *c)
+{
+        if (c->flags & TW_CF_EOF) { /* the peer is done writing: nothing to wait for */
+                tw_worker_terminate(w, c, c->close_code);
+                return;
+        }
+        if (c->flags & TW_CF_SHUT)
+                return;
+        c->flags |= TW_CF_SHUT;
+        tw_worker_shutdown(w, c);
+        tw_worker_arm(w, c, w->now_ms + w->srv->cfg.close_timeout_ms);
+}
+
+void tw_conn_linger(struct tw_worker *w, tw_conn *c)
+{
+        if (c->state == TW_CONN_DEAD || c->state == TW_CONN_FREE || c->state == TW_CONN_LINGER)
+                return;
         c->state = TW_CONN_LINGER;
         rx_free(c);
         if (c->tls)
                 tw_tls_conn_close_notify(w, c);
-        if (!c->out && !(c->flags & TW_CF_SEND)) {
-                tw_worker_terminate(w, c, c->close_code);
-                return;
-        }
-        tw_worker_arm(w, c, w->now_ms + w->srv->cfg.close_timeout_ms);
+        if (c->state != TW_CONN_LINGER)
+                return; /* queueing close_notify failed and ended it */
+        arm_close_deadline(w, c);
+        if (!c->out)
+                linger_drained(w, c);
 }
 
+void tw_conn_on_sent(struct tw_worker *w, tw_conn *c, size_t sent, uint64_t left)
+{
+        const tw_config *cfg = &w->srv->cfg;
+
+        switch (c->state) {
+        case TW_CONN_HTTP:
+                /* A client reading a backlog of answers is making progress. */
+                if (sent && (c->flags & TW_CF_SERVED))
+                        tw_worker_arm(w, c, w->now_ms + cfg->handshake_timeout_ms);
+                tw_conn_resume(w, c);
+                break;
+        case TW_CONN_OPEN:
+                if ((c->flags & TW_CF_REPLAY) && left <= cfg->max_queue / 2)
+                        tw_topic_replay_refill(w, c);
+                break;
+        case TW_CONN_CLOSING:
+                if (sent)
+                        arm_close_deadline(w, c);
+                break;
+        case TW_CONN_LINGER:
+                if (c->flags & TW_CF_SHUT)
+                        break;
+                if (sent)
+                        arm_close_deadline(w, c);
+                if (!left)
+                        linger_drained(w, c);
+                break;
+        default:
+                break;
+        }
+}
+
+/* Queues our Close behind everything already queued. Without memory for it the
+ * connection cannot be closed cleanly: it is terminated. */
 static void queue_close(struct tw_worker *w, tw_conn *c, uint16_t code, const char *reason,
                         size_t reason_len)
 {
@@ -321,8 +266,12 @@ static void queue_close(struct tw_worker *w, tw_conn *c, uint16_t code, const ch
 
         c->flags |= TW_CF_CLOSE_SENT;
         c->close_code = code ? code : TW_WS_CLOSE_NO_STATUS;
-        if (f)
-                tw_conn_send(w, c, f);
+        if (!f) {
+                TW_INC(w->metrics.limit_hits);
+                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                return;
+        }
+        tw_conn_send(w, c, f);
 }
 
 void tw_conn_close(struct tw_worker *w, tw_conn *c, uint16_t code, const char *reason,
@@ -334,7 +283,7 @@ void tw_conn_close(struct tw_worker *w, tw_conn *c, uint16_t code, const char *r
         if (c->state == TW_CONN_DEAD)
                 return;
         c->state = TW_CONN_CLOSING;
-        tw_worker_arm(w, c, w->now_ms + w->srv->cfg.close_timeout_ms);
+        arm_close_deadline(w, c);
 }
 
 /* Fail the WebSocket connection (RFC 6455 7.1.7): Close with the code, then TCP close. */
@@ -343,8 +292,7 @@ static void fail(struct tw_worker *w, tw_conn *c, uint16_t code, const char *why
         if (!(c->flags & TW_CF_CLOSE_SENT))
                 queue_close(w, c, code, why, why ? strlen(why) : 0);
         c->close_code = code;
-        if (c->state != TW_CONN_DEAD)
-                linger(w, c);
+        tw_conn_linger(w, c);
 }
 
 static void on_close_frame(struct tw_worker *w, tw_conn *c, const uint8_t *p, size_t n)
@@ -361,15 +309,14 @@ static void on_close_frame(struct tw_worker *w, tw_conn *c, const uint8_t *p, si
         if (c->flags & TW_CF_CLOSE_SENT) {
                 /* The reply to our Close (or Closes that crossed): the handshake is
                  * complete once ours is out too. */
-                linger(w, c);
+                tw_conn_linger(w, c);
                 return;
         }
         /* Echo the code (none when they sent none), then close TCP: the server side
          * closes first (RFC 6455 7.1.1). */
         queue_close(w, c, code == TW_WS_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
         c->close_code = code;
-        if (c->state != TW_CONN_DEAD)
-                linger(w, c);
+        tw_conn_linger(w, c);
 }
 
 /* ---- WebSocket input ---- */
@@ -531,11 +478,11 @@ static void respond(struct tw_worker *w, tw_conn *c, int status, const char *cty
                 return;
         c->flags |= TW_CF_SERVED;
         if (close) {
-                c->state = TW_CONN_HTTP;
-                linger(w, c);
+                tw_conn_linger(w, c);
         } else {
-                /* Keep-alive: the next request may take up to the idle timeout. */
-                tw_worker_arm(w, c, w->now_ms + w->srv->cfg.idle_timeout_ms);
+                /* Keep-alive: the next request must be complete within the handshake
+                 * timeout of this answer (partial input does not extend it). */
+                tw_worker_arm(w, c, w->now_ms + w->srv->cfg.handshake_timeout_ms);
         }
 }
 
@@ -556,18 +503,25 @@ static bool span_eq(tw_span s, const char *lit)
         return s.n == n && memcmp(s.p, lit, n) == 0;
 }
 
+/* Whether the request presents `want` (the publish token) in ?token= or a Bearer header.
+ * Compared in constant time, length included: timing must not tell a guesser how much of
+ * a guess was right. */
 static bool has_token(const tw_http_request *req, tw_span want)
 {
         const tw_span *auth = tw_http_header_get(req, "Authorization");
+        bool ok = false;
         tw_span q;
 
-        if (tw_http_query_get(req->query, "token", &q) && q.n == want.n &&
-            memcmp(q.p, want.p, q.n) == 0)
-                return true;
-        if (auth && auth->n == want.n + 7 && strncasecmp(auth->p, "Bearer ", 7) == 0 &&
-            memcmp(auth->p + 7, want.p, want.n) == 0)
-                return true;
-        return false;
+        if (tw_http_query_get(req->query, "token", &q))
+                ok |= tw_auth_equal(q.p, q.n, want.p, want.n);
+        if (auth && auth->n >= 7 && strncasecmp(auth->p, "Bearer ", 7) == 0)
+                ok |= tw_auth_equal(auth->p + 7, auth->n - 7, want.p, want.n);
+        return ok;
+}
+
+static tw_span publish_token(const tw_config *cfg)
+{
+        return (tw_span){cfg->publish_token, strlen(cfg->publish_token)};
 }
 
 /* With --jwt-secret, a session needs a valid HS256 token in ?token= or a Bearer header. */
@@ -582,11 +536,12 @@ static bool authorized(const tw_config *cfg, const tw_http_request *req)
                 return true;
         slen = strlen(cfg->jwt_secret);
         if (tw_http_query_get(req->query, "token", &t) &&
-            tw_auth_verify_jwt(t.p, t.n, cfg->jwt_secret, slen, now, 5, NULL, 0) == TW_AUTH_OK)
+            tw_auth_verify_jwt(t.p, t.n, cfg->jwt_secret, slen, now,
+                               &(tw_auth_expect){.leeway_s = 5}, NULL) == TW_AUTH_OK)
                 return true;
         return auth && auth->n > 7 && strncasecmp(auth->p, "Bearer ", 7) == 0 &&
-               tw_auth_verify_jwt(auth->p + 7, auth->n - 7, cfg->jwt_secret, slen, now, 5, NULL,
-                                  0) == TW_AUTH_OK;
+               tw_auth_verify_jwt(auth->p + 7, auth->n - 7, cfg->jwt_secret, slen, now,
+                                  &(tw_auth_expect){.leeway_s = 5}, NULL) == TW_AUTH_OK;
 }
 
 static int upgrade(struct tw_worker *w, tw_conn *c, const tw_http_request *req)
@@ -612,8 +567,7 @@ static int upgrade(struct tw_worker *w, tw_conn *c, const tw_http_request *req)
                         13, true);
                 return HTTP_DONE;
         }
-        if (cfg->publish_token == NULL ||
-            has_token(req, (tw_span){cfg->publish_token, strlen(cfg->publish_token)}))
+        if (cfg->publish_token == NULL || has_token(req, publish_token(cfg)))
                 c->flags |= TW_CF_PUBLISHER;
         n = tw_http_build_101(resp, sizeof(resp), accept);
         f = n ? tw_frame_copy(resp, n) : NULL;
@@ -664,7 +618,10 @@ static int route(struct tw_worker *w, tw_conn *c, const tw_http_request *req, co
         bool draining = atomic_load_explicit(&w->srv->draining, memory_order_relaxed);
 
         /* Limits refuse sessions, not monitoring: /metrics and /healthz still answer
-         * (from the reserve of slots kept past the limit). */
+         * (from the reserve of slots kept past the limit), once: then the connection is
+         * closed, so the reserve cannot be held by keep-alive clients. */
+        if (c->flags & TW_CF_REJECT)
+                close = true;
         if (span_eq(req->path, "/ws") && (c->flags & TW_CF_REJECT || draining)) {
                 reject(w, c, 503, TW_HS_LIMIT);
                 return HTTP_DONE;
@@ -685,8 +642,7 @@ static int route(struct tw_worker *w, tw_conn *c, const tw_http_request *req, co
                 tw_span topic = {"", 0};
                 int st;
 
-                if (cfg->publish_token &&
-                    !has_token(req, (tw_span){cfg->publish_token, strlen(cfg->publish_token)})) {
+                if (cfg->publish_token && !has_token(req, publish_token(cfg))) {
                         TW_INC(w->metrics.handshake_failures[TW_HS_AUTH]);
                         respond(w, c, 401, "application/json", "",
                                 "{\"error\":\"publish token required\"}", 34, close);
@@ -703,6 +659,22 @@ static int route(struct tw_worker *w, tw_conn *c, const tw_http_request *req, co
                 respond(w, c, 404, "text/plain", "", "Not Found\n", 10, close);
         }
         return c->state == TW_CONN_HTTP ? HTTP_CONTINUE : HTTP_DONE;
+}
+
+/* A request whose head already decides the answer: POST /publish without the publish
+ * token. Answers it (and closes: the body that follows is read and dropped by the
+ * lingering close) and returns true. */
+static bool refuse_early(struct tw_worker *w, tw_conn *c, const tw_http_request *req)
+{
+        const tw_config *cfg = &w->srv->cfg;
+
+        if (!cfg->publish_token || !span_eq(req->path, "/publish") ||
+            !span_eq(req->method, "POST") || has_token(req, publish_token(cfg)))
+                return false;
+        TW_INC(w->metrics.handshake_failures[TW_HS_AUTH]);
+        respond(w, c, 401, "application/json", "", "{\"error\":\"publish token required\"}", 34,
+                true);
+        return true;
 }
 
 static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
@@ -752,8 +724,12 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                         respond(w, c, 413, "text/plain", "", "Payload Too Large\n", 18, true);
                         return;
                 }
-                if (n < (size_t)head + (size_t)blen)
+                /* Refused from the head alone, before a body is waited for: an unauthorised
+                 * client must not make us hold --max-message bytes per connection. */
+                if (n < (size_t)head + (size_t)blen && !refuse_early(w, c, &req))
                         goto keep;
+                if (c->state != TW_CONN_HTTP)
+                        return;
                 r = route(w, c, &req, (const char *)data + head, (size_t)blen);
                 data += (size_t)head + (size_t)blen;
                 n -= (size_t)head + (size_t)blen;
@@ -826,9 +802,9 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c)
 {
         switch (c->state) {
         case TW_CONN_HTTP:
-                if (c->out || (c->flags & TW_CF_SEND)) {
+                if (c->out) {
                         /* Half-closed after its request: the answer still goes out. */
-                        linger(w, c);
+                        tw_conn_linger(w, c);
                         break;
                 }
                 if (!(c->flags & TW_CF_SERVED))
@@ -840,9 +816,15 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c)
                 tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
                 break;
         case TW_CONN_CLOSING:
-                tw_worker_terminate(w, c, c->close_code);
+                /* FIN instead of their Close: no reply is coming, but what we queued
+                 * (our Close last) may still be read. */
+                tw_conn_linger(w, c);
                 break;
-        default: /* LINGER: let our last bytes go out */
+        case TW_CONN_LINGER:
+                if ((c->flags & TW_CF_SHUT) || !c->out)
+                        tw_worker_terminate(w, c, c->close_code);
+                break; /* else: terminated once our last bytes are out */
+        default:
                 break;
         }
 }

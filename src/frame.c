@@ -21,7 +21,6 @@ tw_frame *tw_frame_alloc(size_t len)
         atomic_init(&f->refs, 1);
         f->len = (uint32_t)len;
         f->topic_id = 0;
-        f->pad = 0;
         f->seq = 0;
         return f;
 }

@@ -379,8 +379,11 @@ int tw_http_check_upgrade(const tw_http_request *req, tw_span *key)
         if (!k || !ws_key_valid(*k))
                 return 400;
         const tw_span *v = header_get_single(req, "sec-websocket-version");
-        if (!v || v->n != 2 || memcmp(v->p, "13", 2) != 0)
+        if (!v)
                 return 400;
+        /* A version we do not speak: 426 naming ours (RFC 6455 4.4). */
+        if (v->n != 2 || memcmp(v->p, "13", 2) != 0)
+                return 426;
         *key = *k;
         return 0;
 }

@@ -39,8 +39,12 @@ int main(int argc, char **argv)
 
         ret = tw_server_start(&srv, &cfg);
         if (ret < 0) {
-                fprintf(stderr, "tickwire: cannot start: %s\n", strerror(-ret));
-                return 1;
+                /* tw_server_start() said why on stderr, in one line. A value the user gave cannot
+                 * be used (DESIGN 7): exit 2, like a bad flag. */
+                return ret == -EADDRINUSE || ret == -EADDRNOTAVAIL || ret == -EACCES ||
+                               ret == -EINVAL
+                           ? 2
+                           : 1;
         }
         for (unsigned i = 0; i < cfg.nlisten; i++) {
                 tw_listen l = cfg.listen[i];

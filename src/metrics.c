@@ -214,6 +214,16 @@ size_t tw_metrics_render(tw_metrics *const *workers, size_t n, int draining, cha
                OFF(messages_published));
         scalar(&b, w, n, "messages_dropped_total", "counter",
                "Queued messages conflated away for slow consumers.", OFF(messages_dropped));
+        scalar(&b, w, n, "topics", "gauge", "Topics held (subscribed to, or with history).",
+               OFF(topics));
+        scalar(&b, w, n, "history_bytes", "gauge",
+               "Bytes held in all topic histories (bounded by --max-history-bytes).",
+               OFF(history_bytes));
+        scalar(&b, w, n, "history_trimmed_total", "counter",
+               "History messages dropped to stay under --max-history-bytes.", OFF(history_trimmed));
+        scalar(&b, w, n, "replays_incomplete_total", "counter",
+               "since-replays that could not deliver everything (recovered:false).",
+               OFF(replays_incomplete));
         family(&b, "draining", "gauge", "1 while shutting down, else 0.");
         put(&b, "tickwire_draining %d\n", draining ? 1 : 0);
         family(&b, "workers", "gauge", "Worker threads.");

@@ -279,13 +279,25 @@ static bool span_is(tw_span s, const char *lit)
         return s.n == n && memcmp(s.p, lit, n) == 0;
 }
 
-enum field { F_TYPE, F_TIME, F_TOPIC, F_DATA, F_SNAPSHOT, F_SINCE, F_COUNT };
+enum field {
+        F_TYPE,
+        F_TIME,
+        F_TOPIC,
+        F_DATA,
+        F_SNAPSHOT,
+        F_SINCE,
+        F_EPOCH,
+        F_ID,
+        F_TOKEN,
+        F_COUNT
+};
 
 static int field_of(tw_span key)
 {
         static const char *const names[F_COUNT] = {
-            [F_TYPE] = "type", [F_TIME] = "time",         [F_TOPIC] = "topic",
-            [F_DATA] = "data", [F_SNAPSHOT] = "snapshot", [F_SINCE] = "since",
+            [F_TYPE] = "type",         [F_TIME] = "time",   [F_TOPIC] = "topic", [F_DATA] = "data",
+            [F_SNAPSHOT] = "snapshot", [F_SINCE] = "since", [F_EPOCH] = "epoch", [F_ID] = "id",
+            [F_TOKEN] = "token",
         };
 
         for (int i = 0; i < F_COUNT; i++)
@@ -325,9 +337,21 @@ static tw_proto_status parse_topic(const char *p, const jsmntok_t *t, tw_msg *m)
         return TW_PROTO_OK;
 }
 
-static tw_proto_status parse_subscribe_opts(const char *p, const jsmntok_t *snap,
-                                            const jsmntok_t *since, tw_msg *m)
+/* A string of 1-64 bytes of the topic alphabet (epochs, publish ids), unescaped. */
+static bool parse_name(const char *p, const jsmntok_t *t, tw_span *out)
 {
+        if (t->type != JSMN_STRING)
+                return false;
+        *out = tok_inner(p, t);
+        return out->n <= TW_NAME_MAX && tw_topic_valid(*out);
+}
+
+static tw_proto_status parse_subscribe_opts(const char *p, const jsmntok_t *snap,
+                                            const jsmntok_t *since, const jsmntok_t *epoch,
+                                            tw_msg *m)
+{
+        if (epoch && !parse_name(p, epoch, &m->epoch))
+                return TW_PROTO_BAD_FIELD;
         if (snap) {
                 tw_span v = tok_value(p, snap);
                 if (snap->type != JSMN_PRIMITIVE || !(span_is(v, "true") || span_is(v, "false")))
@@ -370,6 +394,14 @@ static tw_proto_status decode(const char *p, const jsmntok_t *toks, size_t ntok,
                         m->time = tok_value(p, f[F_TIME]);
                 return TW_PROTO_OK;
         }
+        if (span_is(t, "refresh")) {
+                m->type = TW_MSG_REFRESH;
+                /* The token is checked by auth; here only its shape: a plain string. */
+                if (!f[F_TOKEN] || f[F_TOKEN]->type != JSMN_STRING)
+                        return TW_PROTO_BAD_FIELD;
+                m->token = tok_inner(p, f[F_TOKEN]);
+                return TW_PROTO_OK;
+        }
         if (span_is(t, "subscribe"))
                 m->type = TW_MSG_SUBSCRIBE;
         else if (span_is(t, "unsubscribe"))
@@ -383,11 +415,13 @@ static tw_proto_status decode(const char *p, const jsmntok_t *toks, size_t ntok,
         if (s != TW_PROTO_OK)
                 return s;
         if (m->type == TW_MSG_SUBSCRIBE)
-                return parse_subscribe_opts(p, f[F_SNAPSHOT], f[F_SINCE], m);
+                return parse_subscribe_opts(p, f[F_SNAPSHOT], f[F_SINCE], f[F_EPOCH], m);
         if (m->type == TW_MSG_PUBLISH) {
                 if (!f[F_DATA])
                         return TW_PROTO_BAD_FIELD;
                 m->data = tok_value(p, f[F_DATA]);
+                if (f[F_ID] && !parse_name(p, f[F_ID], &m->id))
+                        return TW_PROTO_BAD_FIELD;
         }
         return TW_PROTO_OK;
 }

@@ -16,7 +16,10 @@ int tw_ring_init(struct io_uring *ring, unsigned entries, unsigned files)
         int ret;
 
         memset(&p, 0, sizeof(p));
-        p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+        /* SUBMIT_ALL: an SQE that fails must not leave those behind it unsubmitted, or
+         * per-turn memory they point into (sendmsg vectors) would be reused under them. */
+        p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE |
+                  IORING_SETUP_SUBMIT_ALL;
         p.cq_entries = entries * 4;
         ret = io_uring_queue_init_params(entries, ring, &p);
         if (ret == -EINVAL) {
@@ -51,7 +54,7 @@ struct io_uring_sqe *tw_ring_sqe(struct io_uring *ring)
 
 void tw_ring_reserve(struct io_uring *ring, unsigned n)
 {
-        if (io_uring_sq_space_left(ring) < n)
+        while (io_uring_sq_space_left(ring) < n)
                 io_uring_submit(ring);
 }
 

@@ -106,7 +106,9 @@ static void heartbeat_expired(tw_worker *w, tw_conn *c, uint64_t age_ms)
         tw_histogram_observe(&w->metrics.detection, age_ms * 1000u);
         c->detect_age = (uint16_t)(age_ms / 10u > 65535u ? 65535u : age_ms / 10u);
         /* Read the peer address for the detect line through a temporary regular fd,
-         * linked ahead of the close so the socket is still there. Rare path. */
+         * linked ahead of the close so the socket is still there. Rare path. The three
+         * SQEs (install, cancel, close) are one chain: reserved together. */
+        tw_ring_reserve(&w->ring, 3);
         sqe = tw_ring_sqe(&w->ring);
         tw_prep_fixed_fd_install(sqe, c->fd);
         sqe->flags |= IOSQE_IO_HARDLINK;
@@ -228,10 +230,26 @@ static void arm_accept(tw_worker *w, unsigned i)
         w->accepting[i] = true;
 }
 
-void tw_worker_terminate(tw_worker *w, tw_conn *c, uint16_t code)
+/* Cancels everything in flight on c's descriptor (the recv, a send blocked on a peer that
+ * never drains its window), then closes it: one hard-linked pair, reserved together so a
+ * full SQ cannot split it. */
+static void close_fd(tw_worker *w, tw_conn *c)
 {
         struct io_uring_sqe *sqe;
 
+        tw_ring_reserve(&w->ring, 2);
+        sqe = tw_ring_sqe(&w->ring);
+        tw_prep_cancel_fixed_fd(sqe, c->fd);
+        sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_CANCEL, slot_of(w, c), c->gen));
+        sqe = tw_ring_sqe(&w->ring);
+        io_uring_prep_close_direct(sqe, (unsigned)c->fd);
+        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_CLOSE, slot_of(w, c), c->gen));
+        c->inflight++;
+}
+
+void tw_worker_terminate(tw_worker *w, tw_conn *c, uint16_t code)
+{
         if (c->state == TW_CONN_DEAD || c->state == TW_CONN_FREE)
                 return;
         c->state = TW_CONN_DEAD;
@@ -243,20 +261,33 @@ void tw_worker_terminate(tw_worker *w, tw_conn *c, uint16_t code)
         if (!(c->flags & TW_CF_REJECT)) {
                 w->admitted--;
                 atomic_fetch_sub_explicit(&w->srv->connections, 1, memory_order_relaxed);
+        } else {
+                w->rejected--;
         }
         tw_topic_conn_gone(w, c);
         tw_conn_release_buffers(c);
+        /* A shutdown runs in the kernel's worker pool and resolves the fixed descriptor
+         * only when it gets there: closing now would let it hit the next connection given
+         * the same table slot. Its completion closes instead (on_shutdown). */
+        if (!(c->flags & TW_CF_SHUT_PENDING))
+                close_fd(w, c);
+}
 
-        /* Cancel the recv and any blocked send (a dead peer never drains its window),
-         * then close the descriptor. */
-        sqe = tw_ring_sqe(&w->ring);
-        tw_prep_cancel_fixed_fd(sqe, c->fd);
-        sqe->flags |= IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS;
-        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_CANCEL, slot_of(w, c), c->gen));
-        sqe = tw_ring_sqe(&w->ring);
-        io_uring_prep_close_direct(sqe, (unsigned)c->fd);
-        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_CLOSE, slot_of(w, c), c->gen));
+void tw_worker_shutdown(tw_worker *w, tw_conn *c)
+{
+        struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
+
+        io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_SHUTDOWN, slot_of(w, c), c->gen));
+        c->flags |= TW_CF_SHUT_PENDING;
         c->inflight++;
+}
+
+uint64_t tw_worker_close_deadline(const tw_worker *w)
+{
+        /* A drain gives every client until its deadline to answer our 1001. */
+        return w->draining ? w->drain_deadline_ms : w->now_ms + w->srv->cfg.close_timeout_ms;
 }
 
 void tw_worker_mark_dirty(tw_worker *w, tw_conn *c)
@@ -307,7 +338,7 @@ static void flush_one(tw_worker *w, tw_conn *c)
             !c->out)
                 return;
         msg = msg_take(w, &iov);
-        n = tw_outq_prepare(c, iov, TW_IOV_MAX);
+        n = tw_outq_prepare(c->out, iov, TW_IOV_MAX);
         if (!n)
                 return;
         w->nmsg++;
@@ -377,11 +408,21 @@ static void on_accept(tw_worker *w, unsigned li, int res, uint32_t cflags)
                 w->admitted--;
                 atomic_fetch_sub_explicit(&w->srv->connections, 1, memory_order_relaxed);
                 c->flags |= TW_CF_REJECT;
+                w->rejected++;
                 TW_INC(w->metrics.limit_hits);
                 log_once(w, TW_LOGGED_LIMIT, "connection limit reached: answering 503");
+                if (w->rejected > TW_SLOT_RESERVE) {
+                        /* Past the reserve too: no answer, just the close. */
+                        TW_INC(w->metrics.handshake_failures[TW_HS_LIMIT]);
+                        tw_worker_terminate(w, c, 0);
+                        return;
+                }
         }
-        /* One deadline covers the TLS handshake and the HTTP upgrade. */
+        /* One deadline covers the TLS handshake and the HTTP upgrade. Arming can fail
+         * (no memory for the timer) and end the connection: nothing more to start then. */
         tw_worker_arm(w, c, w->now_ms + cfg->handshake_timeout_ms);
+        if (c->state != TW_CONN_HTTP)
+                return;
         if (cfg->listen[li].tls && tw_tls_conn_start(w, c) < 0) {
                 log_once(w, TW_LOGGED_NOMEM, "out of memory for a TLS session");
                 TW_INC(w->metrics.limit_hits);
@@ -449,30 +490,38 @@ static void on_recv(tw_worker *w, struct io_uring_cqe *cqe)
 static void on_send(tw_worker *w, struct io_uring_cqe *cqe)
 {
         tw_conn *c = conn_of(w, cqe->user_data);
+        size_t sent = cqe->res > 0 ? (size_t)cqe->res : 0;
         uint64_t left;
 
         if (!c)
                 return;
         c->flags &= ~TW_CF_SEND;
         c->inflight--;
-        if (c->state == TW_CONN_DEAD) {
-                tw_outq_complete(c, 0, NULL);
-                maybe_release(w, c);
-                return;
+        left = tw_outq_complete(&c->out, sent, &w->release);
+        if (c->state != TW_CONN_DEAD) {
+                if (cqe->res < 0) {
+                        tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
+                } else {
+                        TW_ADD(w->metrics.bytes_sent, (uint64_t)sent);
+                        if (left)
+                                tw_worker_mark_dirty(w, c);
+                        tw_conn_on_sent(w, c, sent, left);
+                }
         }
-        if (cqe->res < 0) {
-                tw_outq_complete(c, 0, NULL);
-                tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
-                maybe_release(w, c);
+        maybe_release(w, c);
+}
+
+static void on_shutdown(tw_worker *w, struct io_uring_cqe *cqe)
+{
+        tw_conn *c = conn_of(w, cqe->user_data);
+
+        if (!c)
                 return;
-        }
-        TW_ADD(w->metrics.bytes_sent, (uint64_t)cqe->res);
-        left = tw_outq_complete(c, (size_t)cqe->res, &w->release);
-        if (left)
-                tw_worker_mark_dirty(w, c);
-        if (c->state == TW_CONN_HTTP)
-                tw_conn_resume(w, c);
-        else if (c->state == TW_CONN_LINGER)
+        c->inflight--;
+        c->flags &= ~TW_CF_SHUT_PENDING;
+        if (c->state == TW_CONN_DEAD)
+                close_fd(w, c); /* terminated meanwhile: the close waited for us */
+        else if (cqe->res < 0)  /* already reset: nothing left to wait for */
                 tw_worker_terminate(w, c, c->close_code);
         maybe_release(w, c);
 }
@@ -518,6 +567,9 @@ static void dispatch(tw_worker *w, struct io_uring_cqe *cqe)
         case TW_K_CLOSE:
                 on_close(w, cqe);
                 break;
+        case TW_K_SHUTDOWN:
+                on_shutdown(w, cqe);
+                break;
         case TW_K_PEER:
                 on_peer(w, cqe);
                 break;
@@ -558,7 +610,6 @@ static void start_drain(tw_worker *w)
                                          (unsigned long long)r);
 
                         tw_conn_close(w, c, TW_WS_CLOSE_GOING_AWAY, reason, (size_t)n);
-                        tw_worker_arm(w, c, w->drain_deadline_ms);
                 } else if (c->state == TW_CONN_HTTP) {
                         /* Keep-alive clients (health checkers) may ask again and see
                          * 503; they are closed at the drain deadline at the latest. */
@@ -654,14 +705,28 @@ static void wait_timeout(tw_worker *w, struct __kernel_timespec *ts, bool *has)
         *has = true;
 }
 
+/* A worker's setup result: tw_server_start() waits for every worker's. */
+static void report_started(tw_server *srv, int ret)
+{
+        pthread_mutex_lock(&srv->start_mu);
+        srv->started++;
+        if (ret < 0 && srv->start_err == 0)
+                srv->start_err = ret;
+        pthread_cond_broadcast(&srv->start_cv);
+        pthread_mutex_unlock(&srv->start_mu);
+}
+
 static void *worker_main(void *arg)
 {
         tw_worker *w = arg;
         tw_server *srv = w->srv;
 
-        if (worker_setup(w) < 0) {
+        int err = worker_setup(w);
+
+        report_started(srv, err);
+        if (err < 0) {
                 fprintf(stderr, "tickwire: worker %u failed to start\n", w->id);
-                exit(1);
+                return NULL; /* tw_server_start() sees it and fails */
         }
         for (;;) {
                 struct __kernel_timespec ts;
@@ -763,8 +828,63 @@ static int open_listener(const tw_listen *l, uint16_t port, uint64_t user_timeou
         return fd;
 }
 
+/* Whether another process already serves this address. Our listeners share theirs with
+ * SO_REUSEPORT, which would also let a second server join the first's group and split
+ * new connections between two servers with separate topics and seqs: a socket bound
+ * without SO_REUSEPORT fails where anyone is listening. */
+static bool served_elsewhere(const tw_listen *l)
+{
+        int one = 1, fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool busy;
+
+        if (fd < 0)
+                return false;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TIME_WAIT is fine */
+        if (l->addr.ss_family == AF_INET6)
+                setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        busy = bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) < 0 && errno == EADDRINUSE;
+        close(fd);
+        return busy;
+}
+
+static int open_listeners(tw_server *srv)
+{
+        const tw_config *cfg = &srv->cfg;
+
+        for (unsigned i = 0; i < cfg->nlisten; i++) {
+                const tw_listen *l = &cfg->listen[i];
+                uint16_t want = ntohs(l->addr.ss_family == AF_INET
+                                          ? ((const struct sockaddr_in *)&l->addr)->sin_port
+                                          : ((const struct sockaddr_in6 *)&l->addr)->sin6_port);
+                char addr[80];
+                int fd = -EADDRINUSE;
+
+                tw_listen_format(l, addr, sizeof(addr));
+                if (want && served_elsewhere(l)) {
+                        fprintf(stderr,
+                                "tickwire: cannot listen on %s: already in use by another "
+                                "process\n",
+                                addr);
+                        return -EADDRINUSE;
+                }
+                for (unsigned k = 0; k < srv->nworkers; k++) {
+                        fd = open_listener(l, k ? srv->port[i] : want,
+                                           cfg->tcp_user_timeout ? cfg->idle_timeout_ms : 0,
+                                           k ? NULL : &srv->port[i]);
+                        if (fd < 0) {
+                                fprintf(stderr, "tickwire: cannot listen on %s: %s\n", addr,
+                                        strerror(-fd));
+                                return fd;
+                        }
+                        srv->workers[k].listen_fd[i] = fd;
+                }
+        }
+        return 0;
+}
+
 int tw_server_start(tw_server *srv, const tw_config *cfg)
 {
+        unsigned created = 0;
         int ret;
 
         memset(srv, 0, sizeof(*srv));
@@ -772,15 +892,23 @@ int tw_server_start(tw_server *srv, const tw_config *cfg)
         srv->nworkers = cfg->workers ? cfg->workers : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
         if (srv->nworkers == 0)
                 srv->nworkers = 1;
+        pthread_mutex_init(&srv->start_mu, NULL);
+        pthread_cond_init(&srv->start_cv, NULL);
         srv->workers = calloc(srv->nworkers, sizeof(tw_worker));
         if (!srv->workers)
                 return -ENOMEM;
+        for (unsigned k = 0; k < srv->nworkers; k++) {
+                srv->workers[k].srv = srv;
+                srv->workers[k].id = k;
+                for (unsigned i = 0; i < TW_MAX_LISTEN; i++)
+                        srv->workers[k].listen_fd[i] = -1;
+        }
         ret = io_uring_queue_init(8, &srv->msg_ring, 0);
         if (ret < 0)
-                return ret;
+                goto fail;
         ret = tw_topic_init(srv);
         if (ret < 0)
-                return ret;
+                goto fail;
         for (unsigned i = 0; i < cfg->nlisten && !srv->tls; i++) {
                 char err[256];
 
@@ -789,51 +917,47 @@ int tw_server_start(tw_server *srv, const tw_config *cfg)
                 srv->tls = tw_tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
                 if (!srv->tls) {
                         fprintf(stderr, "tickwire: %s\n", err);
-                        return -EINVAL;
+                        ret = -EINVAL;
+                        goto fail;
                 }
         }
+        ret = open_listeners(srv);
+        if (ret < 0)
+                goto fail;
+        for (; created < srv->nworkers; created++) {
+                tw_worker *w = &srv->workers[created];
 
-        for (unsigned i = 0; i < cfg->nlisten; i++) {
-                const tw_listen *l = &cfg->listen[i];
-                uint16_t want = ntohs(l->addr.ss_family == AF_INET
-                                          ? ((const struct sockaddr_in *)&l->addr)->sin_port
-                                          : ((const struct sockaddr_in6 *)&l->addr)->sin6_port);
-
-                for (unsigned k = 0; k < srv->nworkers; k++) {
-                        int fd = open_listener(l, k ? srv->port[i] : want,
-                                               cfg->tcp_user_timeout ? cfg->idle_timeout_ms : 0,
-                                               k ? NULL : &srv->port[i]);
-                        if (fd < 0) {
-                                char addr[80];
-                                tw_listen_format(l, addr, sizeof(addr));
-                                fprintf(stderr, "tickwire: cannot listen on %s: %s\n", addr,
-                                        strerror(-fd));
-                                return fd;
-                        }
-                        srv->workers[k].listen_fd[i] = fd;
-                }
+                ret = -pthread_create(&w->thread, NULL, worker_main, w);
+                if (ret < 0)
+                        break;
+                w->running = true;
         }
-        for (unsigned k = 0; k < srv->nworkers; k++) {
-                tw_worker *w = &srv->workers[k];
-
-                w->srv = srv;
-                w->id = k;
-                ret = pthread_create(&w->thread, NULL, worker_main, w);
-                if (ret)
-                        return -ret;
-        }
-        return 0;
+        /* Every worker reports whether it could set up its ring; one that could not
+         * fails the start as a whole, and the others are drained and joined. */
+        pthread_mutex_lock(&srv->start_mu);
+        while (srv->started < created)
+                pthread_cond_wait(&srv->start_cv, &srv->start_mu);
+        if (ret == 0)
+                ret = srv->start_err;
+        pthread_mutex_unlock(&srv->start_mu);
+        if (ret == 0)
+                return 0;
+        tw_server_drain(srv);
+fail:
+        tw_server_join(srv);
+        return ret;
 }
 
 void tw_server_drain(tw_server *srv)
 {
         atomic_store_explicit(&srv->draining, 1, memory_order_seq_cst);
         for (unsigned k = 0; k < srv->nworkers; k++) {
-                struct io_uring_sqe *sqe = tw_ring_sqe(&srv->msg_ring);
                 int fd = atomic_load_explicit(&srv->workers[k].ring_fd, memory_order_seq_cst);
+                struct io_uring_sqe *sqe;
 
                 if (fd <= 0)
                         continue; /* not started yet: it will see the flag */
+                sqe = tw_ring_sqe(&srv->msg_ring);
                 io_uring_prep_msg_ring(sqe, fd, 0, tw_ud(TW_K_WAKE, 0, 0), 0);
                 io_uring_sqe_set_data64(sqe, 0);
         }
@@ -842,20 +966,30 @@ void tw_server_drain(tw_server *srv)
 
 void tw_server_join(tw_server *srv)
 {
-        for (unsigned k = 0; k < srv->nworkers; k++) {
+        for (unsigned k = 0; srv->workers && k < srv->nworkers; k++) {
                 tw_worker *w = &srv->workers[k];
 
-                pthread_join(w->thread, NULL);
-                tw_bufring_free(&w->ring, &w->bufs);
+                if (w->running)
+                        pthread_join(w->thread, NULL);
+                for (unsigned i = 0; i < TW_MAX_LISTEN; i++)
+                        if (w->listen_fd[i] >= 0)
+                                close(w->listen_fd[i]);
+                if (w->ring.ring_fd > 0) {
+                        tw_bufring_free(&w->ring, &w->bufs);
+                        io_uring_queue_exit(&w->ring);
+                }
                 tw_wheel_free(&w->wheel);
-                io_uring_queue_exit(&w->ring);
                 free(w->conns);
                 free(w->dirty);
                 free(w->iov);
                 free(w->msg);
         }
-        io_uring_queue_exit(&srv->msg_ring);
+        if (srv->msg_ring.ring_fd > 0)
+                io_uring_queue_exit(&srv->msg_ring);
         tw_topic_free(srv);
         tw_tls_ctx_free(srv->tls);
         free(srv->workers);
+        srv->workers = NULL;
+        pthread_cond_destroy(&srv->start_cv);
+        pthread_mutex_destroy(&srv->start_mu);
 }

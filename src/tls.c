@@ -228,13 +228,10 @@ static void handshake_failed(struct tw_worker *w, tw_conn *c)
         TW_INC(w->metrics.handshake_failures[TW_HS_TLS]);
         if (c->state == TW_CONN_DEAD)
                 return;
-        if (c->out) {
-                /* wolfSSL queued an alert: let it out, then close (as linger does). */
-                c->state = TW_CONN_LINGER;
-                tw_worker_arm(w, c, w->now_ms + w->srv->cfg.close_timeout_ms);
-        } else {
+        if (c->out)
+                tw_conn_linger(w, c); /* wolfSSL queued an alert: let it out, then close */
+        else
                 tw_worker_terminate(w, c, 0);
-        }
 }
 
 void tw_tls_conn_on_data(struct tw_worker *w, tw_conn *c, const uint8_t *buf, size_t len)
@@ -292,6 +289,7 @@ static int over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
         bool topic = f->topic_id != 0;
 
+        c->flags |= TW_CF_LOSSY;
         tw_frame_unref(f);
         if (topic)
                 TW_INC(w->metrics.messages_dropped);

@@ -1,32 +1,52 @@
 /*
  * Publish/subscribe and fan-out.
  *
- * A topic is shared by every worker; its publish path is serialized by one mutex per
- * topic, held only to assign the next seq, write the envelope, append the frame to the
- * history and post a reference of it into the inbox of each worker that has subscribers
- * of the topic. Posting under the topic's lock is what keeps a topic's messages in seq
- * order in every inbox whichever worker published them; different topics never contend.
+ * The registry. Topics live in a hash table whose buckets are guarded by striped locks;
+ * each topic has its own mutex, the sequencer, held to assign the next seq, append to the
+ * history and post the frame to every worker with subscribers. Lock order: a bucket's
+ * stripe, then a topic's mutex, never the other way. A thread reaches a topic's mutex
+ * either through the stripe (lookup, publish, the eviction scan) or through a
+ * subscription it holds, and a topic is freed only under both locks when it has neither
+ * subscribers nor history — so nobody can hold a pointer to a freed topic. Every topic
+ * incarnation gets a fresh id and epoch: a name that is freed and created again starts
+ * over at seq 1 under another epoch, and a client resuming across that learns it
+ * (`recovered:false`) instead of being handed seqs that meant something else.
  *
- * Each message is encoded once into one immutable frame (header + envelope, the data byte
- * for byte) and shared: history, inboxes and every subscriber's send queue hold
+ * Fan-out. Each message is encoded once into one immutable frame (header + envelope, the
+ * data byte for byte) and shared: history, inboxes and every subscriber's send queue hold
  * references. A worker's inbox is a mutex-protected vector swapped out whole when the
- * worker drains it, so a post is an append and a drain takes the lock once per batch.
- * The target is woken by IORING_OP_MSG_RING sent from the publishing worker's own ring;
- * an atomic `woken` flag, cleared by the target before it drains, keeps at most one wake
- * in flight per target. The worker also drains on every loop turn, which covers its own
- * posts (a worker publishes to its own subscribers through its own inbox too: delivering
- * them directly would let them overtake older messages of the same topic still queued
- * in the inbox by another worker).
+ * worker drains it. The target is woken by IORING_OP_MSG_RING sent from the publishing
+ * worker's own ring; an atomic `woken` flag keeps at most one wake in flight. The worker
+ * also drains on every loop turn, which covers its own posts (a worker publishes to its
+ * own subscribers through its own inbox too: delivering them directly would let them
+ * overtake older messages of the same topic still queued there by another worker).
  *
- * Per worker, a topic keeps the list of its local subscribers (slot, generation, and the
- * seq the subscription starts after). Only that worker reads or writes the list; its
- * length changes under the topic lock, because publishers read it to decide whether the
- * worker needs a post at all: a worker without subscribers does no work for the topic.
+ * Posts carry the topic's id, not a pointer: the worker finds its subscriber list for the
+ * topic in a map of its own (id → list), so a post that outlives its topic finds nothing.
+ * A list is owned by its worker; only the per-worker subscriber count in the topic is
+ * shared (under the topic lock), because publishers read it to decide whether a worker
+ * needs the post at all.
  *
  * Subscribe vs. a concurrent publish: the subscriber takes the topic lock, reads the
- * topic's last seq S, collects the replay (history or snapshot, seq <= S) and joins the
- * list with "deliver only seq > S". Every later publish sees it and posts; a message <= S
- * still in the inbox is skipped for it. So each seq reaches it exactly once.
+ * topic's last seq S and joins the list with "deliver only seq > S". Every later publish
+ * sees it and posts; a message <= S still in the inbox is skipped for it. So each seq
+ * reaches it exactly once.
+ *
+ * `since` replays stream from the history at the pace the client reads: a cursor per
+ * subscription, refilled up to half of --max-queue whenever a send completes, while the
+ * subscription takes no live messages ("deliver only seq > infinity"). When the cursor
+ * catches up, under the topic lock, the subscription switches to live at the topic's seq
+ * S and `subscribed` follows the replay. `recovered:true` means every seq after `since`
+ * was queued in order and none was conflated away; if the history drops messages the
+ * cursor has not reached, the replay stops there and answers `recovered:false`.
+ *
+ * History bytes. All histories together hold at most --max-history-bytes. A publish that
+ * takes the total past it runs one eviction pass (the others go on publishing): it sizes
+ * every history, finds the level L at which capping each history at L bytes brings the
+ * total to 7/8 of the bound, and trims every history above L by its oldest messages
+ * ("water-filling": the largest lose first, small ones not at all). A pass walks every
+ * topic, but each one frees an eighth of the bound, so its cost is amortised over at
+ * least that many published bytes.
  */
 #include "tickwire/topic.h"
 
@@ -36,38 +56,52 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
+#include "tickwire/history.h"
 #include "tickwire/server.h"
 
-#define TW_TOPIC_BUCKETS (1u << 17) /* hash buckets; chains stay short up to the cap */
-#define TW_HISTORY_MIN   16         /* first history allocation (slots) */
+#define TW_TOPIC_BUCKETS (1u << 17) /* hash buckets; chains stay short up to 100k topics */
+#define TW_TOPIC_STRIPES 256        /* bucket locks */
+#define TW_REPLAY_BATCH  64         /* frames taken per lock hold while replaying */
+#define TW_EPOCH_LEN     16         /* hex digits */
 
 /* One subscriber of a topic on one worker. */
 struct tw_sub {
         uint32_t slot, gen; /* the connection */
-        uint64_t after;     /* deliver only seq > after (what the subscribe replayed) */
+        uint64_t after;     /* deliver only seq > after; UINT64_MAX while a replay runs */
 };
 
-/* A topic's subscribers on one worker: owned by that worker; n changes under the topic
- * lock (publishers read it). */
+/* A topic's subscribers on one worker, found by topic id in that worker's map. */
 struct tw_local {
+        uint64_t id;
         struct tw_sub *v;
         uint32_t n, cap;
 };
 
+/* A worker's topic id → subscriber list map: open addressing, linear probing, backward
+ * shift deletion. Touched only by its worker. */
+struct tw_wmap {
+        struct tw_local **v;
+        uint32_t cap, n; /* cap: a power of two, or 0 */
+} __attribute__((aligned(64)));
+
 typedef struct tw_topic {
-        struct tw_topic *_Atomic next; /* hash chain (lock-free readers) */
-        uint32_t id;                   /* frame->topic_id, from 1 */
+        struct tw_topic *next; /* hash chain, under the bucket's stripe */
+        uint64_t id;           /* this incarnation; frame->topic_id */
+        uint64_t epoch;
         uint32_t hash;
-        pthread_mutex_t mu;      /* the sequencer: seq, hist, local[*]->n */
-        tw_history hist;         /* hist.last is the topic's seq */
-        struct tw_local **local; /* [nworkers]; allocated by that worker on first use */
+        uint32_t subs;      /* subscribers on all workers */
+        pthread_mutex_t mu; /* the sequencer: hist, subs, nsubs[] */
+        tw_history hist;    /* hist.last is the topic's seq */
         uint8_t name_len;
         char name[TW_TOPIC_MAX + 1];
+        uint32_t nsubs[]; /* [nworkers]: subscribers per worker */
 } tw_topic;
 
 struct tw_post {
-        tw_topic *t;
+        uint64_t id; /* topic incarnation */
         tw_frame *f; /* a reference owned by the inbox */
 };
 
@@ -80,21 +114,32 @@ struct tw_inbox {
         _Atomic int woken; /* a wake is in flight or the inbox is non-empty */
 } __attribute__((aligned(64)));
 
-/* A connection's subscriptions: topic and its index in the topic's local list. */
+/* A connection's subscriptions: topic, its index in this worker's list, and the replay
+ * cursor while one runs. */
+struct tw_subent {
+        tw_topic *t;
+        uint32_t idx;
+        uint32_t replaying; /* cur is live */
+        tw_cursor cur;
+};
+
 struct tw_subs {
         uint32_t n, cap;
-        struct {
-                tw_topic *t;
-                uint32_t idx;
-        } e[];
+        uint32_t replays; /* entries replaying */
+        struct tw_subent e[];
 };
 
 struct tw_topics {
-        tw_topic *_Atomic *buckets;
-        pthread_mutex_t create_mu; /* creation only; lookups take no lock */
-        _Atomic uint32_t count;
+        tw_topic **buckets;
+        pthread_mutex_t stripe[TW_TOPIC_STRIPES];
+        _Atomic uint32_t count; /* live topics */
+        _Atomic uint64_t next_id;
+        _Atomic uint64_t hist_bytes; /* all histories */
+        pthread_mutex_t evict_mu;    /* one eviction pass at a time */
+        uint64_t epoch_base;         /* random per process */
         unsigned nworkers;
         struct tw_inbox *inbox; /* [nworkers] */
+        struct tw_wmap *wmap;   /* [nworkers] */
 };
 
 /* ---- envelope ---- */
@@ -138,115 +183,70 @@ size_t tw_topic_encode(uint8_t *out, size_t cap, tw_span topic, uint64_t seq, tw
         return (size_t)(p - out);
 }
 
-/* ---- history ---- */
+/* ---- per-worker id → subscriber list ---- */
 
-int tw_history_push(tw_history *h, tw_frame *f)
+static uint32_t id_hash(uint64_t id)
 {
-        uint64_t seq = h->last + 1;
+        return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32);
+}
 
-        if (h->n == h->cap && h->cap < h->max) {
-                uint32_t cap = h->cap ? h->cap * 2 : TW_HISTORY_MIN;
-                tw_frame **v;
+static struct tw_local *wmap_get(const struct tw_wmap *m, uint64_t id)
+{
+        if (!m->cap)
+                return NULL;
+        for (uint32_t i = id_hash(id) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+                struct tw_local *l = m->v[i];
 
-                if (cap > h->max)
-                        cap = h->max;
-                v = calloc(cap, sizeof(*v));
-                if (!v)
+                if (!l || l->id == id)
+                        return l;
+        }
+}
+
+static void wmap_insert(struct tw_wmap *m, struct tw_local *l)
+{
+        uint32_t i = id_hash(l->id) & (m->cap - 1);
+
+        while (m->v[i])
+                i = (i + 1) & (m->cap - 1);
+        m->v[i] = l;
+        m->n++;
+}
+
+static int wmap_put(struct tw_wmap *m, struct tw_local *l)
+{
+        if ((m->n + 1) * 4 > m->cap * 3) { /* keep the load under 3/4 */
+                struct tw_wmap g = {NULL, m->cap ? m->cap * 2 : 64, 0};
+
+                g.v = calloc(g.cap, sizeof(*g.v));
+                if (!g.v)
                         return -ENOMEM;
-                for (uint64_t s = h->last - h->n + 1; s <= h->last; s++)
-                        v[s % cap] = h->v[s % h->cap];
-                free(h->v);
-                h->v = v;
-                h->cap = cap;
+                for (uint32_t i = 0; i < m->cap; i++)
+                        if (m->v[i])
+                                wmap_insert(&g, m->v[i]);
+                free(m->v);
+                *m = g;
         }
-        if (h->cap == 0)
-                return -ENOMEM; /* max == 0: nothing can be held */
-        if (h->n == h->cap) {
-                tw_frame_unref(h->v[seq % h->cap]); /* the oldest shares the slot */
-                h->n--;
-        }
-        h->v[seq % h->cap] = f;
-        h->n++;
-        h->last = seq;
+        wmap_insert(m, l);
         return 0;
 }
 
-tw_frame *tw_history_get(const tw_history *h, uint64_t seq)
+static void wmap_del(struct tw_wmap *m, uint64_t id)
 {
-        if (seq == 0 || seq > h->last || seq < tw_history_oldest(h))
-                return NULL;
-        return h->v[seq % h->cap];
-}
+        uint32_t mask = m->cap - 1, i = id_hash(id) & mask, j;
 
-uint64_t tw_history_oldest(const tw_history *h)
-{
-        return h->last - h->n + 1;
-}
-
-void tw_history_free(tw_history *h)
-{
-        for (uint64_t s = h->last - h->n + 1; h->n && s <= h->last; s++)
-                tw_frame_unref(h->v[s % h->cap]);
-        free(h->v);
-        h->v = NULL;
-        h->n = h->cap = 0;
-}
-
-/* ---- conflation ---- */
-
-/* Inserts id (non-zero) into an open-addressing set; false when it was there. */
-static bool seen_insert(uint32_t *set, uint32_t mask, uint32_t id)
-{
-        uint32_t i = (id * 2654435761u) & mask;
-
-        while (set[i]) {
-                if (set[i] == id)
-                        return false;
+        while (m->v[i]->id != id)
                 i = (i + 1) & mask;
-        }
-        set[i] = id;
-        return true;
-}
+        /* Backward shift: pull up every later entry of the run that may sit at i. */
+        for (j = (i + 1) & mask; m->v[j]; j = (j + 1) & mask) {
+                uint32_t home = id_hash(m->v[j]->id) & mask;
 
-int64_t tw_conflate(tw_frame **q, uint32_t cap, uint32_t *head, uint32_t *count, uint32_t keep,
-                    bool all, uint64_t *bytes)
-{
-        uint32_t n = *count, h = *head, j = n, mask = 0;
-        uint32_t *seen = NULL;
-        int64_t dropped = 0;
-
-        if (keep >= n)
-                return 0;
-        if (!all) {
-                uint32_t sz = 16;
-
-                while (sz < 2 * (n - keep))
-                        sz <<= 1;
-                seen = calloc(sz, sizeof(*seen));
-                if (!seen)
-                        return -ENOMEM;
-                mask = sz - 1;
-        }
-        /* Newest first, so the first of each topic met is the one kept; survivors are
-         * packed towards the tail in their original order. */
-        for (uint32_t i = n; i-- > keep;) {
-                tw_frame *f = q[(h + i) % cap];
-                bool drop = all || (f->topic_id && !seen_insert(seen, mask, f->topic_id));
-
-                if (drop) {
-                        dropped += f->topic_id != 0;
-                        *bytes -= f->len;
-                        tw_frame_unref(f);
-                } else {
-                        q[(h + --j) % cap] = f;
+                if (((j - home) & mask) >= ((j - i) & mask)) {
+                        m->v[i] = m->v[j];
+                        i = j;
                 }
         }
-        for (uint32_t i = keep; i-- > 0;)
-                q[(h + --j) % cap] = q[(h + i) % cap];
-        *head = (h + j) % cap;
-        *count = n - j;
-        free(seen);
-        return dropped;
+        m->v[i] = NULL;
+        m->n--;
 }
 
 /* ---- registry ---- */
@@ -260,58 +260,125 @@ static uint32_t hash_name(tw_span s)
         return x;
 }
 
-static tw_topic *find(struct tw_topics *r, tw_span name, uint32_t hash)
+static pthread_mutex_t *stripe_of(struct tw_topics *r, uint32_t hash)
 {
-        tw_topic *t =
-            atomic_load_explicit(&r->buckets[hash & (TW_TOPIC_BUCKETS - 1)], memory_order_acquire);
-
-        for (; t; t = atomic_load_explicit(&t->next, memory_order_acquire))
-                if (t->hash == hash && t->name_len == name.n && !memcmp(t->name, name.p, name.n))
-                        return t;
-        return NULL;
+        return &r->stripe[(hash & (TW_TOPIC_BUCKETS - 1)) % TW_TOPIC_STRIPES];
 }
 
-/* The topic called name, created when absent; NULL (errno-style *err) at the cap or out
- * of memory. */
-static tw_topic *topic_get(tw_server *srv, tw_span name, int *err)
+/* The chain link that points at the topic called name (or at the chain's NULL end).
+ * Called with the bucket's stripe held. */
+static tw_topic **chain_find(struct tw_topics *r, tw_span name, uint32_t hash)
+{
+        tw_topic **pp = &r->buckets[hash & (TW_TOPIC_BUCKETS - 1)];
+
+        for (; *pp; pp = &(*pp)->next)
+                if ((*pp)->hash == hash && (*pp)->name_len == name.n &&
+                    !memcmp((*pp)->name, name.p, name.n))
+                        break;
+        return pp;
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+        x += 0x9e3779b97f4a7c15ull;
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+        return x ^ (x >> 31);
+}
+
+static tw_topic *topic_new(tw_server *srv, tw_span name, uint32_t hash)
 {
         struct tw_topics *r = srv->topics;
-        uint32_t hash = hash_name(name);
-        tw_topic *t = find(r, name, hash);
-        tw_topic *_Atomic *b;
+        tw_topic *t = calloc(1, sizeof(*t) + r->nworkers * sizeof(t->nsubs[0]));
 
-        if (t)
-                return t;
-        pthread_mutex_lock(&r->create_mu);
-        t = find(r, name, hash); /* lost a race to create it? */
-        if (t)
-                goto out;
-        *err = -ENOSPC;
-        if (atomic_load_explicit(&r->count, memory_order_relaxed) >= TW_TOPICS_MAX)
-                goto out;
-        *err = -ENOMEM;
-        t = calloc(1, sizeof(*t));
         if (!t)
-                goto out;
-        t->local = calloc(r->nworkers, sizeof(*t->local));
-        if (!t->local) {
-                free(t);
-                t = NULL;
-                goto out;
-        }
+                return NULL;
         pthread_mutex_init(&t->mu, NULL);
+        t->id = atomic_fetch_add_explicit(&r->next_id, 1, memory_order_relaxed);
+        t->epoch = splitmix64(r->epoch_base + t->id);
         t->hash = hash;
         t->name_len = (uint8_t)name.n;
         memcpy(t->name, name.p, name.n);
         t->hist.max = srv->cfg.history;
-        t->id = atomic_fetch_add_explicit(&r->count, 1, memory_order_relaxed) + 1;
-        b = &r->buckets[hash & (TW_TOPIC_BUCKETS - 1)];
-        atomic_store_explicit(&t->next, atomic_load_explicit(b, memory_order_relaxed),
-                              memory_order_relaxed);
-        atomic_store_explicit(b, t, memory_order_release); /* publishes the whole topic */
-out:
-        pthread_mutex_unlock(&r->create_mu);
         return t;
+}
+
+static void topic_destroy(tw_topic *t)
+{
+        tw_history_free(&t->hist);
+        pthread_mutex_destroy(&t->mu);
+        free(t);
+}
+
+/* Whether nothing refers to t any more: it can be freed (caller holds t->mu). */
+static bool topic_idle(const tw_topic *t)
+{
+        return t->subs == 0 && t->hist.n == 0;
+}
+
+/* Unlinks and frees *pp (its stripe and its mutex held; the mutex is released here). */
+static void topic_unlink(tw_worker *w, tw_topic **pp)
+{
+        tw_topic *t = *pp;
+
+        *pp = t->next;
+        pthread_mutex_unlock(&t->mu);
+        atomic_fetch_sub_explicit(&w->srv->topics->count, 1, memory_order_relaxed);
+        TW_DEC(w->metrics.topics);
+        topic_destroy(t);
+}
+
+/* The topic called name with its mutex held, created when absent and `create` is set.
+ * NULL with *err = -ENOSPC at --max-topics, -ENOMEM, or -ENOENT (absent, not created). */
+static tw_topic *topic_lock(tw_worker *w, tw_span name, bool create, int *err)
+{
+        struct tw_topics *r = w->srv->topics;
+        uint32_t hash = hash_name(name);
+        pthread_mutex_t *st = stripe_of(r, hash);
+        tw_topic **pp, *t = NULL;
+
+        pthread_mutex_lock(st);
+        pp = chain_find(r, name, hash);
+        if (*pp) {
+                t = *pp;
+        } else if (!create) {
+                *err = -ENOENT;
+        } else if (atomic_fetch_add_explicit(&r->count, 1, memory_order_relaxed) >=
+                   w->srv->cfg.max_topics) {
+                atomic_fetch_sub_explicit(&r->count, 1, memory_order_relaxed);
+                *err = -ENOSPC;
+        } else if (!(t = topic_new(w->srv, name, hash))) {
+                atomic_fetch_sub_explicit(&r->count, 1, memory_order_relaxed);
+                *err = -ENOMEM;
+        } else {
+                *pp = t;
+                TW_INC(w->metrics.topics);
+        }
+        if (t)
+                pthread_mutex_lock(&t->mu);
+        pthread_mutex_unlock(st);
+        return t;
+}
+
+/* Frees the topic called name if it has become idle. The caller let go of its mutex
+ * (lock order), so it is looked up again: it may be gone, or busy again, by now. */
+static void topic_release(tw_worker *w, tw_span name)
+{
+        struct tw_topics *r = w->srv->topics;
+        uint32_t hash = hash_name(name);
+        pthread_mutex_t *st = stripe_of(r, hash);
+        tw_topic **pp;
+
+        pthread_mutex_lock(st);
+        pp = chain_find(r, name, hash);
+        if (*pp) {
+                pthread_mutex_lock(&(*pp)->mu);
+                if (topic_idle(*pp))
+                        topic_unlink(w, pp);
+                else
+                        pthread_mutex_unlock(&(*pp)->mu);
+        }
+        pthread_mutex_unlock(st);
 }
 
 int tw_topic_init(tw_server *srv)
@@ -323,16 +390,24 @@ int tw_topic_init(tw_server *srv)
         r->nworkers = srv->nworkers;
         r->buckets = calloc(TW_TOPIC_BUCKETS, sizeof(*r->buckets));
         r->inbox = aligned_alloc(64, sizeof(*r->inbox) * srv->nworkers);
-        if (!r->buckets || !r->inbox) {
+        r->wmap = aligned_alloc(64, sizeof(*r->wmap) * srv->nworkers);
+        if (!r->buckets || !r->inbox || !r->wmap) {
                 free(r->buckets);
                 free(r->inbox);
+                free(r->wmap);
                 free(r);
                 return -ENOMEM;
         }
         memset(r->inbox, 0, sizeof(*r->inbox) * srv->nworkers);
+        memset(r->wmap, 0, sizeof(*r->wmap) * srv->nworkers);
         for (unsigned i = 0; i < srv->nworkers; i++)
                 pthread_mutex_init(&r->inbox[i].mu, NULL);
-        pthread_mutex_init(&r->create_mu, NULL);
+        for (unsigned i = 0; i < TW_TOPIC_STRIPES; i++)
+                pthread_mutex_init(&r->stripe[i], NULL);
+        pthread_mutex_init(&r->evict_mu, NULL);
+        atomic_init(&r->next_id, 1);
+        if (getrandom(&r->epoch_base, sizeof(r->epoch_base), 0) != sizeof(r->epoch_base))
+                r->epoch_base = (uint64_t)(uintptr_t)r ^ (uint64_t)time(NULL);
         srv->topics = r;
         return 0;
 }
@@ -344,44 +419,165 @@ void tw_topic_free(tw_server *srv)
         if (!r)
                 return;
         for (uint32_t b = 0; b < TW_TOPIC_BUCKETS; b++) {
-                tw_topic *t = atomic_load_explicit(&r->buckets[b], memory_order_relaxed);
+                tw_topic *t = r->buckets[b];
 
                 while (t) {
-                        tw_topic *next = atomic_load_explicit(&t->next, memory_order_relaxed);
+                        tw_topic *next = t->next;
 
-                        tw_history_free(&t->hist);
-                        for (unsigned i = 0; i < r->nworkers; i++) {
-                                if (t->local[i])
-                                        free(t->local[i]->v);
-                                free(t->local[i]);
-                        }
-                        free(t->local);
-                        pthread_mutex_destroy(&t->mu);
-                        free(t);
+                        topic_destroy(t);
                         t = next;
                 }
         }
         for (unsigned i = 0; i < r->nworkers; i++) {
                 struct tw_inbox *ib = &r->inbox[i];
+                struct tw_wmap *m = &r->wmap[i];
 
                 for (uint32_t k = 0; k < ib->n; k++)
                         tw_frame_unref(ib->v[k].f);
                 free(ib->v);
                 free(ib->spare);
                 pthread_mutex_destroy(&ib->mu);
+                for (uint32_t k = 0; k < m->cap; k++) {
+                        if (m->v[k])
+                                free(m->v[k]->v);
+                        free(m->v[k]);
+                }
+                free(m->v);
         }
+        for (unsigned i = 0; i < TW_TOPIC_STRIPES; i++)
+                pthread_mutex_destroy(&r->stripe[i]);
+        pthread_mutex_destroy(&r->evict_mu);
         free(r->inbox);
+        free(r->wmap);
         free(r->buckets);
-        pthread_mutex_destroy(&r->create_mu);
         free(r);
         srv->topics = NULL;
 }
 
+/* ---- history bytes: the server-wide bound ---- */
+
+static int cmp_desc(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+        return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The level L such that capping every size at L brings their sum to at most target
+ * (sizes sorted in place, largest first). */
+static uint64_t water_level(uint64_t *s, size_t n, uint64_t target)
+{
+        uint64_t rest = 0; /* sum of s[i..n) */
+
+        qsort(s, n, sizeof(*s), cmp_desc);
+        for (size_t i = 0; i < n; i++)
+                rest += s[i];
+        for (size_t i = 0; i < n; i++) {
+                rest -= s[i];
+                /* Capping s[0..i] at L and keeping s[i+1..n): (i + 1) L + rest. */
+                if (rest <= target && (target - rest) / (i + 1) >= (i + 1 < n ? s[i + 1] : 0))
+                        return (target - rest) / (i + 1);
+        }
+        return 0;
+}
+
+/* Calls fn on every topic, its stripe and mutex held; fn gets the chain link so it may
+ * unlink the topic (topic_unlink releases the mutex), and returns true if it did. */
+static void for_each_topic(tw_worker *w, bool (*fn)(tw_worker *, tw_topic **, void *), void *arg)
+{
+        struct tw_topics *r = w->srv->topics;
+
+        for (uint32_t s = 0; s < TW_TOPIC_STRIPES; s++) {
+                pthread_mutex_lock(&r->stripe[s]);
+                for (uint32_t b = s; b < TW_TOPIC_BUCKETS; b += TW_TOPIC_STRIPES) {
+                        tw_topic **pp = &r->buckets[b];
+
+                        while (*pp) {
+                                tw_topic *t = *pp;
+
+                                pthread_mutex_lock(&t->mu);
+                                if (fn(w, pp, arg))
+                                        continue; /* *pp is now the next one */
+                                pthread_mutex_unlock(&t->mu);
+                                pp = &t->next;
+                        }
+                }
+                pthread_mutex_unlock(&r->stripe[s]);
+        }
+}
+
+struct sizes {
+        uint64_t *v;
+        size_t n, cap;
+};
+
+static bool collect_size(tw_worker *w, tw_topic **pp, void *arg)
+{
+        struct sizes *z = arg;
+
+        if ((*pp)->hist.bytes && z->n < z->cap)
+                z->v[z->n++] = (*pp)->hist.bytes;
+        return false;
+}
+
+struct trim {
+        uint64_t level, freed, msgs;
+};
+
+static bool trim_to_level(tw_worker *w, tw_topic **pp, void *arg)
+{
+        struct trim *tr = arg;
+        tw_topic *t = *pp;
+        uint32_t n = t->hist.n;
+
+        if (t->hist.bytes > tr->level) {
+                tr->freed += tw_history_trim(&t->hist, tr->level);
+                tr->msgs += n - t->hist.n;
+        }
+        if (topic_idle(t)) {
+                topic_unlink(w, pp);
+                return true;
+        }
+        return false;
+}
+
+static void account(tw_worker *w, uint64_t added, uint64_t freed)
+{
+        atomic_fetch_add_explicit(&w->srv->topics->hist_bytes, added - freed, memory_order_relaxed);
+        TW_ADD(w->metrics.history_bytes, added - freed);
+}
+
+/* Brings all histories back under 7/8 of --max-history-bytes (see the file comment). */
+static void evict(tw_worker *w)
+{
+        struct tw_topics *r = w->srv->topics;
+        uint64_t max = w->srv->cfg.max_history_bytes;
+        struct sizes z = {0};
+        struct trim tr = {0};
+
+        if (pthread_mutex_trylock(&r->evict_mu) != 0)
+                return; /* a pass is running on another worker */
+        if (atomic_load_explicit(&r->hist_bytes, memory_order_relaxed) <= max)
+                goto out;
+        z.cap = atomic_load_explicit(&r->count, memory_order_relaxed) + 64;
+        z.v = malloc(z.cap * sizeof(*z.v));
+        if (!z.v)
+                goto out; /* no room to think: try again at the next publish */
+        for_each_topic(w, collect_size, &z);
+        tr.level = water_level(z.v, z.n, max - max / 8);
+        for_each_topic(w, trim_to_level, &tr);
+        account(w, 0, tr.freed);
+        TW_ADD(w->metrics.history_trimmed, tr.msgs);
+        free(z.v);
+out:
+        pthread_mutex_unlock(&r->evict_mu);
+}
+
 /* ---- inboxes ---- */
 
-/* Posts a reference of f for topic t to worker k's inbox and wakes k unless a wake is
- * already pending. Called with t->mu held. */
-static int post(tw_worker *w, unsigned k, tw_topic *t, tw_frame *f)
+/* Posts a reference of f for topic incarnation `id` to worker k's inbox and wakes k
+ * unless a wake is already pending. Called with the topic's mutex held. */
+static int post(tw_worker *w, unsigned k, uint64_t id, tw_frame *f)
 {
         tw_server *srv = w->srv;
         struct tw_inbox *ib = &srv->topics->inbox[k];
@@ -399,29 +595,27 @@ static int post(tw_worker *w, unsigned k, tw_topic *t, tw_frame *f)
                 ib->v = v;
                 ib->cap = cap;
         }
-        ib->v[ib->n++] = (struct tw_post){t, tw_frame_ref(f)};
+        ib->v[ib->n++] = (struct tw_post){id, tw_frame_ref(f)};
         pthread_mutex_unlock(&ib->mu);
 
-        if (atomic_exchange_explicit(&ib->woken, 1, memory_order_seq_cst))
-                return 0; /* a wake (or our own turn's drain) is already due */
-        if (k == w->id)
-                return 0; /* drained at the end of this loop turn */
+        /* The first post since the target last drained wakes it; later ones ride on that
+         * wake. Our own inbox needs no wake: it is drained at the end of this turn. */
+        if (atomic_exchange_explicit(&ib->woken, 1, memory_order_seq_cst) || k == w->id)
+                return 0;
         fd = atomic_load_explicit(&srv->workers[k].ring_fd, memory_order_acquire);
         if (fd > 0) {
                 struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
 
                 io_uring_prep_msg_ring(sqe, fd, 0, tw_ud(TW_K_WAKE, 0, 0), 0);
                 io_uring_sqe_set_data64(sqe, tw_ud(TW_K_IGNORE, 0, 0));
-                sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
         }
-        /* fd <= 0: that worker has not started; it drains on its first turn. */
         return 0;
 }
 
-/* Hands f to this worker's subscribers of t; consumes the inbox's reference. */
-static void deliver(tw_worker *w, tw_topic *t, tw_frame *f)
+/* Hands f to this worker's subscribers of topic `id`; consumes the inbox's reference. */
+static void deliver(tw_worker *w, uint64_t id, tw_frame *f)
 {
-        struct tw_local *l = t->local[w->id];
+        struct tw_local *l = wmap_get(&w->srv->topics->wmap[w->id], id);
         uint32_t refs, sent = 0;
 
         if (!l || l->n == 0) {
@@ -435,7 +629,7 @@ static void deliver(tw_worker *w, tw_topic *t, tw_frame *f)
         tw_frame_ref_n(f, refs);
         /* Backwards: a send that ends a connection removes it from this list by moving
          * the last entry (already served) into its place. */
-        for (uint32_t i = l->n; i-- > 0;) {
+        for (uint32_t i = refs; i-- > 0;) {
                 struct tw_sub *s;
                 tw_conn *c;
 
@@ -450,6 +644,13 @@ static void deliver(tw_worker *w, tw_topic *t, tw_frame *f)
                 TW_INC(w->metrics.messages_sent);
                 sent++;
                 tw_conn_send(w, c, f);
+                /* A send that ended the connection (out of memory) dropped its
+                 * subscriptions: the list moved an entry, or was freed with its last. */
+                if (c->state == TW_CONN_DEAD) {
+                        l = wmap_get(&w->srv->topics->wmap[w->id], id);
+                        if (!l)
+                                break;
+                }
         }
         tw_frame_unref_n(f, refs - sent + 1);
 }
@@ -480,7 +681,7 @@ void tw_topic_drain_inbox(tw_worker *w)
         ib->spare = NULL;
         ib->spare_cap = 0;
         for (uint32_t i = 0; i < n; i++)
-                deliver(w, v[i].t, v[i].f);
+                deliver(w, v[i].id, v[i].f);
         ib->spare = v;
         ib->spare_cap = vcap;
 }
@@ -496,6 +697,45 @@ static void send_error(tw_worker *w, tw_conn *c, const char *code, const char *m
                 tw_conn_send_text(w, c, buf, n);
 }
 
+static void send_topic_error(tw_worker *w, tw_conn *c, int err)
+{
+        if (err == -ENOSPC)
+                send_error(w, c, "too_many_topics", "the server's topic limit is reached");
+        else
+                send_error(w, c, "internal", "out of memory");
+}
+
+static void format_epoch(char out[TW_EPOCH_LEN + 1], uint64_t epoch)
+{
+        snprintf(out, TW_EPOCH_LEN + 1, "%016" PRIx64, epoch);
+}
+
+static bool epoch_is(tw_span given, uint64_t epoch)
+{
+        char e[TW_EPOCH_LEN + 1];
+
+        format_epoch(e, epoch);
+        return given.n == TW_EPOCH_LEN && memcmp(given.p, e, TW_EPOCH_LEN) == 0;
+}
+
+/* recovered: -1 = no `since` was asked, else 0 or 1. */
+static void send_subscribed(tw_worker *w, tw_conn *c, tw_span topic, uint64_t seq, uint64_t epoch,
+                            int recovered)
+{
+        char buf[128 + TW_TOPIC_MAX], e[TW_EPOCH_LEN + 1];
+        int n;
+
+        format_epoch(e, epoch);
+        n = snprintf(buf, sizeof(buf),
+                     "{\"type\":\"subscribed\",\"topic\":\"%.*s\",\"seq\":%" PRIu64
+                     ",\"epoch\":\"%s\"%s}",
+                     (int)topic.n, topic.p, seq, e,
+                     recovered < 0 ? ""
+                     : recovered   ? ",\"recovered\":true"
+                                   : ",\"recovered\":false");
+        tw_conn_send_text(w, c, buf, (size_t)n);
+}
+
 /* ---- publish ---- */
 
 /* Publishes data on topic `name`. Returns the seq, or a negative errno: -ENOSPC at the
@@ -503,37 +743,39 @@ static void send_error(tw_worker *w, tw_conn *c, const char *code, const char *m
 static int64_t publish(tw_worker *w, tw_span name, tw_span data)
 {
         tw_server *srv = w->srv;
-        int err = -ENOMEM;
-        tw_topic *t = topic_get(srv, name, &err);
         size_t cap = tw_topic_encode_max(name.n, data.n);
-        tw_frame *f;
-        uint64_t seq;
+        tw_frame *f = tw_frame_alloc(cap);
+        uint64_t seq, freed;
+        int err = -ENOMEM;
+        tw_topic *t;
 
-        if (!t)
-                return err;
-        f = tw_frame_alloc(cap);
         if (!f)
                 return -ENOMEM;
-        pthread_mutex_lock(&t->mu);
+        t = topic_lock(w, name, true, &err);
+        if (!t) {
+                tw_frame_unref(f);
+                return err;
+        }
         seq = t->hist.last + 1;
         f->len = (uint32_t)tw_topic_encode(f->data, cap, name, seq, data);
         f->topic_id = t->id;
         f->seq = seq;
-        if (tw_history_push(&t->hist, tw_frame_ref(f)) < 0) {
+        if (tw_history_push(&t->hist, tw_frame_ref(f), &freed) < 0) {
                 pthread_mutex_unlock(&t->mu);
                 tw_frame_unref(f);
                 tw_frame_unref(f);
                 return -ENOMEM;
         }
-        for (unsigned k = 0; k < srv->nworkers; k++) {
-                struct tw_local *l = t->local[k];
-
-                if (l && l->n && post(w, k, t, f) < 0)
+        for (unsigned k = 0; k < srv->nworkers; k++)
+                if (t->nsubs[k] && post(w, k, t->id, f) < 0)
                         TW_INC(w->metrics.limit_hits); /* that worker misses it: a seq gap */
-        }
         pthread_mutex_unlock(&t->mu);
+        account(w, tw_history_cost(f), freed);
         tw_frame_unref(f);
         TW_INC(w->metrics.messages_published);
+        if (atomic_load_explicit(&srv->topics->hist_bytes, memory_order_relaxed) >
+            srv->cfg.max_history_bytes)
+                evict(w);
         return (int64_t)seq;
 }
 
@@ -582,10 +824,7 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
         }
         seq = publish(w, m->topic, m->data);
         if (seq < 0) {
-                if (seq == -ENOSPC)
-                        send_error(w, c, "too_many_topics", "the server's topic limit is reached");
-                else
-                        send_error(w, c, "internal", "out of memory");
+                send_topic_error(w, c, (int)seq);
                 return;
         }
         n = snprintf(buf, sizeof(buf),
@@ -604,48 +843,6 @@ static int subs_find(const struct tw_subs *s, const tw_topic *t)
         return -1;
 }
 
-/* Removes c's entry (index idx) from t's list on this worker. Called with t->mu held. */
-static void local_remove(tw_worker *w, tw_topic *t, uint32_t idx)
-{
-        struct tw_local *l = t->local[w->id];
-        uint32_t last = --l->n;
-
-        if (idx != last) {
-                tw_conn *moved;
-                int k;
-
-                l->v[idx] = l->v[last];
-                moved = &w->conns[l->v[idx].slot];
-                k = subs_find(moved->subs, t);
-                if (k >= 0)
-                        moved->subs->e[k].idx = idx;
-        }
-}
-
-/* Joins c to t's list on this worker; the index, or -ENOMEM. Called with t->mu held. */
-static int64_t local_add(tw_worker *w, tw_topic *t, tw_conn *c, uint64_t after)
-{
-        struct tw_local *l = t->local[w->id];
-
-        if (!l) {
-                l = calloc(1, sizeof(*l));
-                if (!l)
-                        return -ENOMEM;
-                t->local[w->id] = l;
-        }
-        if (l->n == l->cap) {
-                uint32_t cap = l->cap ? l->cap * 2 : 4;
-                struct tw_sub *v = realloc(l->v, cap * sizeof(*v));
-
-                if (!v)
-                        return -ENOMEM;
-                l->v = v;
-                l->cap = cap;
-        }
-        l->v[l->n] = (struct tw_sub){(uint32_t)(c - w->conns), c->gen, after};
-        return l->n++;
-}
-
 static int subs_reserve(tw_conn *c)
 {
         struct tw_subs *s = c->subs;
@@ -657,135 +854,315 @@ static int subs_reserve(tw_conn *c)
 
         if (!ns)
                 return -ENOMEM;
-        if (!s)
+        if (!s) {
                 ns->n = 0;
+                ns->replays = 0;
+        }
         ns->cap = cap;
         c->subs = ns;
         return 0;
 }
 
-/* Frames to replay for a subscribe, collected under the lock and sent after it. */
-struct replay {
-        tw_frame **f;
-        uint32_t n;
-        tw_frame *one; /* storage when there is a single frame */
+/* Joins c to t's list on this worker; the index, or -ENOMEM. Called with t->mu held. */
+static int64_t local_add(tw_worker *w, tw_topic *t, tw_conn *c, uint64_t after)
+{
+        struct tw_wmap *m = &w->srv->topics->wmap[w->id];
+        struct tw_local *l = wmap_get(m, t->id);
+
+        if (!l) {
+                l = calloc(1, sizeof(*l));
+                if (!l)
+                        return -ENOMEM;
+                l->id = t->id;
+                if (wmap_put(m, l) < 0) {
+                        free(l);
+                        return -ENOMEM;
+                }
+        }
+        if (l->n == l->cap) {
+                uint32_t cap = l->cap ? l->cap * 2 : 4;
+                struct tw_sub *v = realloc(l->v, cap * sizeof(*v));
+
+                if (!v) {
+                        if (l->n == 0) {
+                                wmap_del(m, l->id);
+                                free(l);
+                        }
+                        return -ENOMEM;
+                }
+                l->v = v;
+                l->cap = cap;
+        }
+        l->v[l->n] = (struct tw_sub){(uint32_t)(c - w->conns), c->gen, after};
+        t->nsubs[w->id]++;
+        t->subs++;
+        return l->n++;
+}
+
+/* Removes entry idx from t's list on this worker. Called with t->mu held. */
+static void local_remove(tw_worker *w, tw_topic *t, uint32_t idx)
+{
+        struct tw_wmap *m = &w->srv->topics->wmap[w->id];
+        struct tw_local *l = wmap_get(m, t->id);
+        uint32_t last = --l->n;
+
+        t->nsubs[w->id]--;
+        t->subs--;
+        if (idx != last) {
+                tw_conn *moved;
+                int k;
+
+                l->v[idx] = l->v[last];
+                moved = &w->conns[l->v[idx].slot];
+                k = subs_find(moved->subs, t);
+                if (k >= 0)
+                        moved->subs->e[k].idx = idx;
+        }
+        if (l->n == 0) {
+                wmap_del(m, l->id);
+                free(l->v);
+                free(l);
+        }
+}
+
+static struct tw_sub *local_entry(tw_worker *w, const struct tw_subent *e)
+{
+        return &wmap_get(&w->srv->topics->wmap[w->id], e->t->id)->v[e->idx];
+}
+
+/* Drops c's entry k (its topic's mutex not held); frees the topic if that was all it had. */
+static void subs_drop(tw_worker *w, tw_conn *c, uint32_t k)
+{
+        struct tw_subs *s = c->subs;
+        tw_topic *t = s->e[k].t;
+        char name[TW_TOPIC_MAX];
+        size_t len = t->name_len;
+        bool idle;
+
+        pthread_mutex_lock(&t->mu);
+        local_remove(w, t, s->e[k].idx);
+        idle = topic_idle(t);
+        memcpy(name, t->name, len);
+        pthread_mutex_unlock(&t->mu);
+        if (s->e[k].replaying)
+                s->replays--;
+        s->e[k] = s->e[--s->n];
+        if (s->n == 0) {
+                free(s);
+                c->subs = NULL;
+        }
+        if (idle)
+                topic_release(w, (tw_span){name, len});
+}
+
+/* ---- `since` replays ---- */
+
+/* Ends entry e's replay (t->mu held): the subscription goes live after the topic's seq,
+ * which the replay has reached. Returns that seq. */
+static uint64_t replay_finish(tw_worker *w, tw_conn *c, struct tw_subent *e)
+{
+        uint64_t last = e->t->hist.last;
+
+        local_entry(w, e)->after = last;
+        e->replaying = 0;
+        if (--c->subs->replays == 0)
+                c->flags &= ~TW_CF_REPLAY;
+        return last;
+}
+
+/* Streams entry k's replay as far as the budget allows; true when it has finished. */
+static bool replay_step(tw_worker *w, tw_conn *c, uint32_t k, uint64_t budget)
+{
+        tw_frame *batch[TW_REPLAY_BATCH];
+        struct tw_subent *e = &c->subs->e[k];
+        tw_topic *t = e->t;
+        enum tw_cursor_state st = TW_CURSOR_MORE;
+        uint64_t queued = tw_conn_queued(c), seq = 0, epoch = t->epoch;
+        char name[TW_TOPIC_MAX];
+        size_t n = 0, len = t->name_len;
+        bool done = false, ok = false;
+
+        memcpy(name, t->name, len);
+        pthread_mutex_lock(&t->mu);
+        if (queued < budget)
+                n = tw_cursor_read(&t->hist, &e->cur, budget - queued, queued == 0, batch,
+                                   TW_REPLAY_BATCH, &st);
+        /* Overrun: the history dropped messages the client has not had. Going on from
+         * the oldest would never catch up with a fast publisher; stop and say so. */
+        if (st != TW_CURSOR_MORE) {
+                ok = st == TW_CURSOR_CAUGHT_UP && e->cur.complete && !(c->flags & TW_CF_LOSSY);
+                seq = replay_finish(w, c, e);
+                done = true;
+        }
+        pthread_mutex_unlock(&t->mu);
+        for (size_t i = 0; i < n; i++) {
+                if (c->state == TW_CONN_OPEN) {
+                        TW_INC(w->metrics.messages_sent);
+                        tw_conn_send(w, c, batch[i]);
+                } else {
+                        tw_frame_unref(batch[i]);
+                }
+        }
+        if (done && c->state == TW_CONN_OPEN) {
+                if (!ok)
+                        TW_INC(w->metrics.replays_incomplete);
+                send_subscribed(w, c, (tw_span){name, len}, seq, epoch, ok);
+        }
+        return done || n == 0;
+}
+
+void tw_topic_replay_refill(tw_worker *w, tw_conn *c)
+{
+        uint64_t budget = w->srv->cfg.max_queue / 2;
+
+        /* Entries may be reordered by nothing here (no unsubscribe runs meanwhile), but a
+         * step can end the connection. */
+        for (uint32_t k = 0; c->state == TW_CONN_OPEN && c->subs && k < c->subs->n; k++) {
+                while (c->state == TW_CONN_OPEN && c->subs && k < c->subs->n &&
+                       c->subs->e[k].replaying) {
+                        if (replay_step(w, c, k, budget))
+                                break;
+                }
+                if (tw_conn_queued(c) >= budget)
+                        break;
+        }
+}
+
+/* ---- subscribe / unsubscribe ---- */
+
+/* What a subscribe asks for, decided under the topic lock. */
+struct plan {
+        bool replay; /* stream history from cur */
+        tw_cursor cur;
+        int recovered;  /* -1 without since */
+        tw_frame *snap; /* snapshot frame to send first (a reference), or NULL */
 };
+
+static struct plan plan_of(const tw_topic *t, const tw_msg *m)
+{
+        const tw_history *h = &t->hist;
+        struct plan p = {.recovered = -1};
+
+        if (m->has_since) {
+                /* A seq means something only in its epoch; since without one is taken as
+                 * the current epoch (v1 clients). A since beyond the topic's seq belongs to
+                 * another incarnation too. */
+                bool same =
+                    (m->epoch.n == 0 || epoch_is(m->epoch, t->epoch)) && m->since <= h->last;
+
+                p.recovered = same;
+                if (same && m->since < h->last) {
+                        p.cur = tw_cursor_start(h, m->since);
+                        p.replay = p.cur.next <= h->last;
+                        p.recovered = p.cur.complete;
+                }
+        }
+        if (m->snapshot && !p.replay && h->last > 0 && p.recovered != 1) {
+                tw_frame *f = tw_history_get(h, h->last);
+
+                p.snap = f ? tw_frame_ref(f) : NULL;
+        }
+        return p;
+}
 
 static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
 {
         const tw_config *cfg = &w->srv->cfg;
-        struct replay rp = {&rp.one, 0, NULL};
-        int err = -ENOMEM;
-        tw_topic *t = topic_get(w->srv, m->topic, &err);
-        char buf[96 + TW_TOPIC_MAX];
-        int k, n, recovered = -1;
-        uint64_t last;
+        int err = -ENOMEM, k;
+        struct plan p;
+        uint64_t last, epoch;
+        tw_topic *t;
 
-        if (!t) {
-                if (err == -ENOSPC)
-                        send_error(w, c, "too_many_topics", "the server's topic limit is reached");
-                else
-                        send_error(w, c, "internal", "out of memory");
+        if (c->subs && c->subs->n >= cfg->max_subscriptions) {
+                /* Only a topic it already has may be subscribed to again. */
+                t = topic_lock(w, m->topic, false, &err);
+                if (t && subs_find(c->subs, t) < 0) {
+                        pthread_mutex_unlock(&t->mu);
+                        t = NULL;
+                }
+                if (!t) {
+                        send_error(w, c, "too_many_subscriptions",
+                                   "the per-connection limit is reached");
+                        return;
+                }
+        } else if (subs_reserve(c) < 0 || !(t = topic_lock(w, m->topic, true, &err))) {
+                send_topic_error(w, c, err);
                 return;
         }
         k = subs_find(c->subs, t);
-        if (k < 0 && c->subs && c->subs->n >= cfg->max_subscriptions) {
-                send_error(w, c, "too_many_subscriptions", "the per-connection limit is reached");
-                return;
-        }
-        if (k < 0 && subs_reserve(c) < 0) {
-                send_error(w, c, "internal", "out of memory");
-                return;
-        }
-        pthread_mutex_lock(&t->mu);
+        p = plan_of(t, m);
         last = t->hist.last;
-        if (m->has_since) {
-                uint64_t from = m->since + 1, oldest = tw_history_oldest(&t->hist);
-
-                /* Complete when nothing after `since` is missing from history. A since
-                 * beyond the topic's seq (a server restart reset it) cannot be trusted. */
-                recovered = m->since <= last && from >= oldest;
-                if (from < oldest)
-                        from = oldest;
-                if (m->since < last) {
-                        uint64_t cnt = last - from + 1;
-
-                        if (cnt > 1)
-                                rp.f = malloc(cnt * sizeof(*rp.f));
-                        if (!rp.f) {
-                                rp.f = &rp.one;
-                                recovered = 0;
-                                from = last; /* out of memory: at least the latest */
-                        }
-                        for (uint64_t s = from; s <= last; s++)
-                                rp.f[rp.n++] = tw_frame_ref(tw_history_get(&t->hist, s));
-                }
-        }
-        if (m->snapshot && rp.n == 0 && last > 0 && !(m->has_since && m->since == last))
-                rp.f[rp.n++] = tw_frame_ref(tw_history_get(&t->hist, last));
+        epoch = t->epoch;
         if (k < 0) {
-                int64_t idx = local_add(w, t, c, last);
+                int64_t idx = local_add(w, t, c, p.replay ? UINT64_MAX : last);
 
                 if (idx < 0) {
+                        bool idle = topic_idle(t);
+
                         pthread_mutex_unlock(&t->mu);
-                        for (uint32_t i = 0; i < rp.n; i++)
-                                tw_frame_unref(rp.f[i]);
-                        if (rp.f != &rp.one)
-                                free(rp.f);
+                        if (p.snap)
+                                tw_frame_unref(p.snap);
+                        if (idle)
+                                topic_release(w, m->topic);
                         send_error(w, c, "internal", "out of memory");
                         return;
                 }
-                c->subs->e[c->subs->n].t = t;
-                c->subs->e[c->subs->n].idx = (uint32_t)idx;
-                c->subs->n++;
-        } else if (rp.n) {
-                /* Already subscribed and asked for a replay: posts up to `last` still in
-                 * the inbox would repeat it. */
-                t->local[w->id]->v[c->subs->e[k].idx].after = last;
+                k = (int)c->subs->n++;
+                c->subs->e[k] = (struct tw_subent){t, (uint32_t)idx, 0, {0, false}};
+        } else {
+                struct tw_subent *e = &c->subs->e[k];
+
+                /* Subscribed already: posts up to `last` still in the inbox would repeat
+                 * what a replay or snapshot sends now, and a replay still running is
+                 * replaced by what this subscribe asks. */
+                local_entry(w, e)->after = p.replay ? UINT64_MAX : last;
+                if (e->replaying && !p.replay) {
+                        e->replaying = 0;
+                        if (--c->subs->replays == 0)
+                                c->flags &= ~TW_CF_REPLAY;
+                }
+        }
+        if (p.replay) {
+                struct tw_subent *e = &c->subs->e[k];
+
+                if (c->subs->replays == 0)
+                        c->flags &= ~TW_CF_LOSSY; /* only what happens from now counts */
+                if (!e->replaying)
+                        c->subs->replays++;
+                e->replaying = 1;
+                e->cur = p.cur;
+                c->flags |= TW_CF_REPLAY;
         }
         pthread_mutex_unlock(&t->mu);
 
-        for (uint32_t i = 0; i < rp.n; i++) {
-                if (c->state == TW_CONN_OPEN) {
-                        TW_INC(w->metrics.messages_sent);
-                        tw_conn_send(w, c, rp.f[i]);
-                } else {
-                        tw_frame_unref(rp.f[i]);
-                }
-        }
-        if (rp.f != &rp.one)
-                free(rp.f);
-        if (c->state != TW_CONN_OPEN)
+        if (p.replay) {
+                tw_topic_replay_refill(w, c); /* `subscribed` comes when it ends */
                 return;
-        n = snprintf(buf, sizeof(buf),
-                     "{\"type\":\"subscribed\",\"topic\":\"%.*s\",\"seq\":%" PRIu64 "%s}",
-                     (int)m->topic.n, m->topic.p, last,
-                     recovered < 0 ? ""
-                     : recovered   ? ",\"recovered\":true"
-                                   : ",\"recovered\":false");
-        tw_conn_send_text(w, c, buf, (size_t)n);
+        }
+        if (p.snap) {
+                TW_INC(w->metrics.messages_sent);
+                tw_conn_send(w, c, p.snap);
+        }
+        if (c->state == TW_CONN_OPEN)
+                send_subscribed(w, c, m->topic, last, epoch, p.recovered);
 }
 
 static void unsubscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
 {
-        struct tw_topics *r = w->srv->topics;
-        tw_topic *t = find(r, m->topic, hash_name(m->topic));
-        int k = t ? subs_find(c->subs, t) : -1;
         char buf[64 + TW_TOPIC_MAX];
-        int n;
+        int n, k = -1;
+        tw_topic *t = NULL;
 
-        if (k >= 0) {
-                struct tw_subs *s = c->subs;
-
-                pthread_mutex_lock(&t->mu);
-                local_remove(w, t, s->e[k].idx);
-                pthread_mutex_unlock(&t->mu);
-                s->e[k] = s->e[--s->n];
-                if (s->n == 0) {
-                        free(s);
-                        c->subs = NULL;
+        /* Our own subscription keeps the topic alive: find it by name among ours. */
+        for (uint32_t i = 0; c->subs && i < c->subs->n; i++) {
+                t = c->subs->e[i].t;
+                if (t->name_len == m->topic.n && !memcmp(t->name, m->topic.p, m->topic.n)) {
+                        k = (int)i;
+                        break;
                 }
         }
+        if (k >= 0)
+                subs_drop(w, c, (uint32_t)k);
         n = snprintf(buf, sizeof(buf), "{\"type\":\"unsubscribed\",\"topic\":\"%.*s\"}",
                      (int)m->topic.n, m->topic.p);
         tw_conn_send_text(w, c, buf, (size_t)n);
@@ -793,19 +1170,11 @@ static void unsubscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
 
 void tw_topic_conn_gone(tw_worker *w, tw_conn *c)
 {
-        struct tw_subs *s = c->subs;
-
-        if (!s)
-                return;
-        for (uint32_t i = 0; i < s->n; i++) {
-                tw_topic *t = s->e[i].t;
-
-                pthread_mutex_lock(&t->mu);
-                local_remove(w, t, s->e[i].idx);
-                pthread_mutex_unlock(&t->mu);
-        }
-        free(s);
+        while (c->subs && c->subs->n)
+                subs_drop(w, c, c->subs->n - 1);
+        free(c->subs); /* reserved for a subscribe that then failed */
         c->subs = NULL;
+        c->flags &= ~TW_CF_REPLAY;
 }
 
 void tw_topic_on_message(tw_worker *w, tw_conn *c, const tw_msg *m)

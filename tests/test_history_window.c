@@ -1,12 +1,12 @@
 /*
- * test_topic_history — a topic's history ring: empty, filling while it grows from its
+ * test_history_window — a topic's history ring: empty, filling while it grows from its
  * first small allocation, eviction of the oldest once at the cap, a cap that is not a
  * power of two, a cap of one, and that every frame reference is released exactly once
  * (counted through the frames' refcounts).
  */
 #include <criterion/criterion.h>
 
-#include "tickwire/topic.h"
+#include "tickwire/history.h"
 
 static tw_frame *mk(uint64_t seq)
 {
@@ -54,7 +54,8 @@ static void fill(uint32_t max, uint64_t total)
                 /* An extra reference on the first frames shows when the ring drops its own. */
                 if (s <= 64)
                         keep[s - 1] = tw_frame_ref(f);
-                cr_assert_eq(tw_history_push(&h, f), 0);
+                uint64_t freed;
+                cr_assert_eq(tw_history_push(&h, f, &freed), 0);
                 check_window(&h, s, max);
                 cr_assert_leq(h.cap, max);
         }

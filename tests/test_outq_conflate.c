@@ -1,5 +1,5 @@
 /*
- * test_topic_conflate — the slow-consumer rule over a send queue ring: the newest pending
+ * test_outq_conflate — the slow-consumer rule over a send queue ring: the newest pending
  * message per topic survives, non-topic frames (replies, control) always survive, order
  * is kept, the pinned head (in flight) is never touched even when it holds older messages
  * of the same topic, the ring wraps, `all` empties everything but the pinned part, and
@@ -8,7 +8,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 
-#include "tickwire/topic.h"
+#include "tickwire/outq.h"
 
 #define CAP 16
 

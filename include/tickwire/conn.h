@@ -8,7 +8,7 @@
  * locked. Must not touch: other workers' connections, the ring's submission details
  * (it asks the worker to send, flush and terminate).
  *
- * An idle open connection is the 80-byte struct below and nothing else: partial input
+ * An idle open connection is the 72-byte struct below and nothing else: partial input
  * and queued output are allocated only while they exist. A TLS connection adds its
  * wolfSSL object (tls.c); a plain one pays only the NULL pointer.
  */
@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "tickwire/frame.h"
+#include "tickwire/outq.h"
 #include "tickwire/wheel.h"
 #include "tickwire/ws.h"
 
@@ -29,8 +30,9 @@ enum tw_conn_state {
         TW_CONN_FREE = 0, /* slot unused */
         TW_CONN_HTTP,     /* reading HTTP requests (upgrade or endpoints) */
         TW_CONN_OPEN,     /* WebSocket session */
-        TW_CONN_CLOSING,  /* we sent Close; waiting for theirs (close timeout) */
-        TW_CONN_LINGER,   /* last bytes queued; close TCP once they are sent */
+        TW_CONN_CLOSING,  /* we queued Close; waiting for theirs (close timeout) */
+        TW_CONN_LINGER,   /* last bytes queued: send them all, shut our side, discard input
+                             until their FIN (or the close timeout), then close */
         TW_CONN_DEAD,     /* terminated; waiting for in-flight requests to finish */
 };
 
@@ -44,18 +46,22 @@ enum tw_conn_flag {
         TW_CF_SESSION = 1 << 6,   /* reached OPEN: counts as a WebSocket close at the end */
         TW_CF_EOF = 1 << 7,       /* peer shut its side down */
         TW_CF_CLOSE_SENT = 1 << 8,
-        TW_CF_SERVED = 1 << 9, /* answered an HTTP request: not a failed handshake */
+        TW_CF_SERVED = 1 << 9,  /* answered an HTTP request: not a failed handshake */
+        TW_CF_SHUT = 1 << 10,   /* LINGER: everything is sent and our write side shut down */
+        TW_CF_REPLAY = 1 << 11, /* a `since` replay streams from history (topic.c) */
+        TW_CF_LOSSY = 1 << 12,  /* the slow-consumer rule dropped output since the replay began */
+        TW_CF_SHUT_PENDING = 1 << 13, /* the shutdown request has not completed: the
+                                         descriptor must not be closed yet */
 };
 
 struct tw_rx;   /* partial input: HTTP head/body, or a reader + message being assembled */
-struct tw_outq; /* queued output: frame references, the in-flight sendmsg */
 struct tw_subs; /* topic subscriptions */
 struct WOLFSSL; /* wolfSSL's connection object */
 
 typedef struct tw_conn {
         tw_timer timer;       /* the one deadline: handshake, heartbeat, close, linger */
         struct tw_rx *rx;     /* NULL unless input is partial */
-        struct tw_outq *out;  /* NULL unless output is queued */
+        tw_outq *out;         /* NULL unless output is queued */
         struct tw_subs *subs; /* NULL unless subscribed */
         struct WOLFSSL *tls;  /* NULL on a plain connection (tls.c) */
         uint32_t last_seen;   /* worker clock, ms (wraps; compared by difference) */
@@ -101,11 +107,13 @@ uint64_t tw_conn_queued(const tw_conn *c);
 /* Frees partial input and queued output not in flight. */
 void tw_conn_release_buffers(tw_conn *c);
 
-/* The send queue: describes up to `max` queued frames from the head in iov and returns
- * how many (0: nothing queued). */
-size_t tw_outq_prepare(tw_conn *c, struct iovec *iov, size_t max);
-/* Retires `sent` bytes after a send completes; the frames sent are released through rel
- * (the worker's batch; NULL = at once). Returns bytes still queued. */
-uint64_t tw_outq_complete(tw_conn *c, size_t sent, tw_frame_batch *rel);
+/* A send completed: `sent` bytes went out and `left` are still queued. Goes on with what
+ * waited for the queue to drain (held HTTP input, a replay, the end of a lingering close). */
+void tw_conn_on_sent(struct tw_worker *w, tw_conn *c, size_t sent, uint64_t left);
+
+/* Our last bytes are queued (an error answer, a Close, a TLS alert): the lingering close
+ * of DESIGN 4 — send everything, shut our write side, read and discard until the peer's
+ * FIN or --close-timeout, then close. */
+void tw_conn_linger(struct tw_worker *w, tw_conn *c);
 
 #endif

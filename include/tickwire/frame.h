@@ -16,9 +16,8 @@
 typedef struct tw_frame {
         _Atomic uint32_t refs; /* owners: send queues, topic history, the builder */
         uint32_t len;          /* bytes in data */
-        uint32_t topic_id;     /* for conflation: 0 = not a topic message */
-        uint32_t pad;
-        uint64_t seq; /* topic sequence number, 0 = none */
+        uint64_t topic_id;     /* topic incarnation, for conflation: 0 = not a topic message */
+        uint64_t seq;          /* topic sequence number, 0 = none */
         uint8_t data[];
 } tw_frame;
 

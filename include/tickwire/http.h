@@ -64,9 +64,10 @@ int64_t tw_http_content_length(const tw_http_request *req);
 
 /* Upgrade checks of RFC 6455 4.2.1 for a request already known to target the WebSocket
  * path. Returns 0 and the key span when the request is a valid upgrade; 426 when it is
- * a plain request without Upgrade: websocket (the caller answers with
- * Sec-WebSocket-Version: 13); 400 for a broken upgrade (not GET, not HTTP/1.1, no
- * Connection: upgrade token, a key that is not base64 of 16 bytes, version not 13). */
+ * a plain request without Upgrade: websocket, or asks for a Sec-WebSocket-Version other
+ * than 13 (the caller answers with Sec-WebSocket-Version: 13, RFC 6455 4.4); 400 for a
+ * broken upgrade (not GET, not HTTP/1.1, no Connection: upgrade token, a key that is not
+ * base64 of 16 bytes, no version). */
 int tw_http_check_upgrade(const tw_http_request *req, tw_span *key);
 
 /* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)) with wolfCrypt. Writes 28

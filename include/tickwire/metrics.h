@@ -80,6 +80,12 @@ typedef struct tw_metrics {
         tw_counter slow_consumer[2]; /* [TW_SLOW_CONFLATE], [TW_SLOW_DISCONNECT] */
         tw_counter messages_published;
         tw_counter messages_dropped; /* conflated away */
+        /* Server-wide gauges kept as per-worker deltas: each worker adds what it created
+         * and subtracts what it freed (modulo 2^64), so the sum is the total. */
+        tw_counter topics;             /* live topics */
+        tw_counter history_bytes;      /* bytes held in all histories */
+        tw_counter history_trimmed;    /* messages dropped by --max-history-bytes */
+        tw_counter replays_incomplete; /* `since` replays answered recovered:false */
         tw_histogram detection;
 } tw_metrics;
 

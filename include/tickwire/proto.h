@@ -16,6 +16,7 @@
 #include "tickwire/http.h" /* tw_span */
 
 #define TW_TOPIC_MAX 128
+#define TW_NAME_MAX  64 /* epochs and publish ids: 1-64 bytes of the topic alphabet */
 
 /* Deepest nesting of arrays and objects accepted in a message or a published value (the
  * message object itself counts as one level); deeper is bad_json. */
@@ -26,6 +27,7 @@ typedef enum {
         TW_MSG_SUBSCRIBE,
         TW_MSG_UNSUBSCRIBE,
         TW_MSG_PUBLISH,
+        TW_MSG_REFRESH,
 } tw_msg_type;
 
 typedef enum {
@@ -44,6 +46,9 @@ typedef struct tw_msg {
         bool snapshot;  /* subscribe: "snapshot":true */
         bool has_since; /* subscribe: "since" present */
         uint64_t since; /* subscribe: its value (a non-negative integer) */
+        tw_span epoch;  /* subscribe: "epoch" (empty when absent) */
+        tw_span id;     /* publish: the idempotency "id" (empty when absent) */
+        tw_span token;  /* refresh: the new JWT, as sent between the quotes */
 } tw_msg;
 
 /* Parses one client message. Returns TW_PROTO_OK and fills m, or an error status. */

@@ -31,8 +31,9 @@ enum tw_kind {
         TW_K_SEND,
         TW_K_CLOSE,
         TW_K_CANCEL,
-        TW_K_PEER, /* fixed fd installed to read the peer address for a detect line */
-        TW_K_WAKE, /* MSG_RING from another thread: look at the inbox / drain flag */
+        TW_K_SHUTDOWN, /* shutdown(SHUT_WR) of a lingering close */
+        TW_K_PEER,     /* fixed fd installed to read the peer address for a detect line */
+        TW_K_WAKE,     /* MSG_RING from another thread: look at the inbox / drain flag */
         TW_K_IGNORE,
 };
 
@@ -58,6 +59,7 @@ typedef struct tw_worker {
         int32_t free_head;  /* free list through conn.fd, -1 = empty */
         uint32_t live;      /* slots not FREE */
         uint32_t admitted;  /* sessions counted against the limits */
+        uint32_t rejected;  /* held over a limit, to be answered 503 (TW_CF_REJECT) */
         uint32_t admit_max; /* nslots minus a reserve kept for 503 answers */
 
         uint32_t *dirty; /* slots with output to flush this turn */
@@ -75,6 +77,7 @@ typedef struct tw_worker {
 
         tw_metrics metrics;
         pthread_t thread;
+        bool running; /* thread created (joined by tw_server_join) */
 } tw_worker;
 
 struct tw_server {
@@ -87,10 +90,16 @@ struct tw_server {
         struct tw_topics *topics;     /* topic.c: topics and per-worker inboxes */
         struct WOLFSSL_CTX *tls;      /* tls.c: shared read-only by workers; NULL = no TLS */
         uint16_t port[TW_MAX_LISTEN]; /* bound ports (port 0 resolved) */
+        pthread_mutex_t start_mu;     /* workers report their setup here */
+        pthread_cond_t start_cv;
+        unsigned started; /* workers that have reported */
+        int start_err;    /* the first setup failure, or 0 */
 };
 
-/* Creates listeners (resolving port 0 once for all workers) and starts the workers.
- * Returns 0 or a negative errno with a message on stderr. */
+/* Creates listeners (resolving port 0 once for all workers) and starts the workers, each
+ * setting up its own ring. Returns 0 once all of them run, or a negative errno with a
+ * message on stderr, everything released (-EADDRINUSE: another process serves a listen
+ * address; -EINVAL: the TLS certificate or key cannot be used). */
 int tw_server_start(tw_server *srv, const tw_config *cfg);
 
 /* Begins the drain: stop accepting, Close 1001 to everyone. Callable from any thread. */
@@ -104,6 +113,13 @@ void tw_server_join(tw_server *srv);
 /* Terminates the TCP connection now (no close handshake), counting `code` as how the
  * session ended. Idempotent: cleanup runs exactly once whatever arrives afterwards. */
 void tw_worker_terminate(tw_worker *w, tw_conn *c, uint16_t code);
+
+/* Shuts down c's sending side (FIN after the last queued byte); the recv stays armed. */
+void tw_worker_shutdown(tw_worker *w, tw_conn *c);
+
+/* When a close that is waiting now should give up: close_timeout from now, or the drain
+ * deadline while draining. */
+uint64_t tw_worker_close_deadline(const tw_worker *w);
 
 /* Marks c for a flush at the end of this loop turn. */
 void tw_worker_mark_dirty(tw_worker *w, tw_conn *c);

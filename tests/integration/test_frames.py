@@ -5,7 +5,7 @@ import struct
 import time
 import unittest
 
-from twtest import Server, WS, frame, metrics
+from twtest import wait_for, Server, WS, frame, metrics
 
 PING = b'{"type":"ping","time":42}'
 PONG = '{"type":"pong","time":42}'
@@ -165,9 +165,11 @@ class Frames(unittest.TestCase):
         w = self.ws()
         w.send_frame(0x8, struct.pack("!H", 1000))
         w.expect_close(1000)
-        w.wait_eof()
-        time.sleep(0.1)
-        self.assertEqual(metrics(self.port)[key], before + 1)
+        self.assertTrue(w.wait_eof())
+        # The server half-closes and waits for our FIN (lingering close): the session ends
+        # when we close, as a real client does after the server's FIN.
+        w.close()
+        self.assertTrue(wait_for(lambda: metrics(self.port)[key] == before + 1, timeout=5))
 
 
 if __name__ == "__main__":

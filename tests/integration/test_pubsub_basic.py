@@ -1,8 +1,9 @@
 """Pub/sub on one server: replies and errors of DESIGN 5, seq order without gaps, data
-byte for byte, snapshot, resume with `since` inside and beyond history, unsubscribe,
-idempotent subscribe, the per-connection subscription limit, and a subscribe racing a
-publisher (each seq exactly once)."""
+byte for byte, snapshot, resume with `since` inside and beyond history, epochs (v2),
+unsubscribe, idempotent subscribe, the per-connection subscription limit, and a subscribe
+racing a publisher (each seq exactly once)."""
 import json
+import re
 import threading
 import unittest
 
@@ -13,6 +14,14 @@ def publish_http(port, topic, body, extra=""):
     raw = ("POST /publish?topic=%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n%s"
            "Connection: close\r\n\r\n" % (topic, len(body), extra)).encode() + body
     return http(port, raw)
+
+
+def no_epoch(reply):
+    """A `subscribed` reply without its epoch, after checking the epoch is a 16-hex-digit
+    string (DESIGN 5 v2): lets the rest be compared whole."""
+    r = dict(reply)
+    assert re.fullmatch(r"[0-9a-f]{16}", r.pop("epoch", "")), reply
+    return r
 
 
 class PubSub(unittest.TestCase):
@@ -36,7 +45,7 @@ class PubSub(unittest.TestCase):
 
     def test_subscribe_publish_order_no_gaps(self):
         sub, pub = self.ws(), self.ws()
-        self.assertEqual(self.req(sub, {"type": "subscribe", "topic": "ord"}),
+        self.assertEqual(no_epoch(self.req(sub, {"type": "subscribe", "topic": "ord"})),
                          {"type": "subscribed", "topic": "ord", "seq": 0})
         for i in range(200):
             pub.send_text('{"type":"publish","topic":"ord","data":%d}' % i)
@@ -85,13 +94,13 @@ class PubSub(unittest.TestCase):
         pub = self.ws()
         w = self.ws()
         r = self.req(w, {"type": "subscribe", "topic": "snap.empty", "snapshot": True})
-        self.assertEqual(r, {"type": "subscribed", "topic": "snap.empty", "seq": 0})
+        self.assertEqual(no_epoch(r), {"type": "subscribed", "topic": "snap.empty", "seq": 0})
         for i in range(3):
             self.req(pub, {"type": "publish", "topic": "snap", "data": {"v": i}})
         s = self.ws()
         s.send_text('{"type":"subscribe","topic":"snap","snapshot":true}')
         self.assertEqual(s.recv_text(), '{"type":"message","topic":"snap","seq":3,"data":{"v": 2}}')
-        self.assertEqual(json.loads(s.recv_text()),
+        self.assertEqual(no_epoch(json.loads(s.recv_text())),
                          {"type": "subscribed", "topic": "snap", "seq": 3})
         self.req(pub, {"type": "publish", "topic": "snap", "data": 9})
         self.assertEqual(json.loads(s.recv_text())["seq"], 4)
@@ -104,8 +113,8 @@ class PubSub(unittest.TestCase):
         w.send_text('{"type":"subscribe","topic":"hist","since":15}')
         got = [json.loads(w.recv_text()) for _ in range(6)]
         self.assertEqual([m["seq"] for m in got[:5]], [16, 17, 18, 19, 20])
-        self.assertEqual(got[5], {"type": "subscribed", "topic": "hist", "seq": 20,
-                                  "recovered": True})
+        self.assertEqual(no_epoch(got[5]), {"type": "subscribed", "topic": "hist", "seq": 20,
+                                            "recovered": True})
         # Beyond history: what is still there, then recovered false.
         w2 = self.ws()
         w2.send_text('{"type":"subscribe","topic":"hist","since":3}')
@@ -113,14 +122,38 @@ class PubSub(unittest.TestCase):
         self.assertEqual([m["seq"] for m in got[:8]], list(range(13, 21)))
         self.assertEqual(got[8]["recovered"], False)
         # Up to date, and "from the future" (a restarted server): nothing replayed.
-        self.assertEqual(self.req(self.ws(), {"type": "subscribe", "topic": "hist", "since": 20}),
+        self.assertEqual(no_epoch(self.req(self.ws(),
+                                           {"type": "subscribe", "topic": "hist", "since": 20})),
                          {"type": "subscribed", "topic": "hist", "seq": 20, "recovered": True})
-        self.assertEqual(self.req(self.ws(), {"type": "subscribe", "topic": "hist", "since": 99}),
+        self.assertEqual(no_epoch(self.req(self.ws(),
+                                           {"type": "subscribe", "topic": "hist", "since": 99})),
                          {"type": "subscribed", "topic": "hist", "seq": 20, "recovered": False})
         # Live messages follow the replay without a gap or a repeat.
         self.req(pub, {"type": "publish", "topic": "hist", "data": "live"})
         self.assertEqual(json.loads(w.recv_text())["seq"], 21)
         self.assertEqual(json.loads(w2.recv_text())["seq"], 21)
+
+    def test_epoch_names_the_incarnation(self):
+        """A seq means something only with its epoch: the same topic keeps its epoch, a
+        `since` with that epoch resumes, one with another epoch is not recovered and gets
+        no replay."""
+        pub = self.ws()
+        for i in range(4):
+            self.req(pub, {"type": "publish", "topic": "ep", "data": i})
+        first = self.req(self.ws(), {"type": "subscribe", "topic": "ep"})
+        epoch = no_epoch(first) and first["epoch"]
+        w = self.ws()
+        w.send_text(json.dumps({"type": "subscribe", "topic": "ep", "since": 2, "epoch": epoch}))
+        got = [json.loads(w.recv_text()) for _ in range(3)]
+        self.assertEqual([m["seq"] for m in got[:2]], [3, 4])
+        self.assertEqual((got[2]["epoch"], got[2]["recovered"]), (epoch, True))
+        other = "0" * 16 if epoch != "0" * 16 else "1" * 16
+        r = self.req(self.ws(), {"type": "subscribe", "topic": "ep", "since": 2,
+                                 "epoch": other})
+        self.assertEqual((r["type"], r["epoch"], r["recovered"]), ("subscribed", epoch, False))
+        bad = self.req(self.ws(), {"type": "subscribe", "topic": "ep", "since": 2,
+                                   "epoch": "not an epoch!"})
+        self.assertEqual((bad["type"], bad["code"]), ("error", "bad_json"))
 
     def test_unsubscribe(self):
         sub, pub = self.ws(), self.ws()
@@ -139,7 +172,7 @@ class PubSub(unittest.TestCase):
     def test_subscribe_twice_is_idempotent(self):
         sub, pub = self.ws(), self.ws()
         self.req(sub, {"type": "subscribe", "topic": "twice"})
-        self.assertEqual(self.req(sub, {"type": "subscribe", "topic": "twice"}),
+        self.assertEqual(no_epoch(self.req(sub, {"type": "subscribe", "topic": "twice"})),
                          {"type": "subscribed", "topic": "twice", "seq": 0})
         self.req(pub, {"type": "publish", "topic": "twice", "data": 1})
         self.req(pub, {"type": "publish", "topic": "twice", "data": 2})
