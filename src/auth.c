@@ -1,5 +1,6 @@
 /*
- * auth — HS256 JWT verification (RFC 7519 over RFC 7515 compact JWS).
+ * auth — HS256 JWT verification (RFC 7519 over RFC 7515 compact JWS), the grant a verified
+ * token yields, and constant-time comparison of shared secrets.
  *
  * The token is checked in the order an attacker cannot exploit: shape first (three
  * strictly base64url segments), then the header (a JSON object naming HS256), then the
@@ -11,18 +12,24 @@
  * bounded depth) and then jsmn for the top-level names, as in proto.c. Two readers of one
  * token must never disagree about it, so a name we act on may not appear twice and a
  * top-level name may not be spelt with escapes.
+ *
+ * A grant is kept per authenticated connection for as long as it lives, so it is one
+ * allocation holding only what is asked of it later (exp, sub, the two pattern lists, each
+ * pattern behind a length byte), not the token or its tokens. Lists are short (at most
+ * TW_AUTH_PATTERNS_MAX) and scanned linearly.
  */
 #include "tickwire/auth.h"
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/hmac.h>
 #include <wolfssl/ssl.h> /* wolfSSL_CRYPTO_memcmp: constant time */
 
-#include "tickwire/proto.h" /* tw_json_valid */
+#include "tickwire/proto.h" /* tw_json_valid, tw_topic_valid */
 
 #define JSMN_STATIC
 #define JSMN_STRICT
@@ -175,34 +182,125 @@ static tw_auth_status check_header(const char *p, size_t n)
         return TW_AUTH_OK;
 }
 
-static tw_auth_status check_claims(const char *p, size_t n, int64_t now_s, int64_t leeway_s,
-                                   char *sub, size_t sub_cap)
+/* A pattern as a token may spell it: a topic name, "*", or a topic name and a '*'. */
+static bool pattern_valid(tw_span s)
 {
-        jsmntok_t toks[TW_AUTH_JSON_TOKS];
-        struct field f[] = {{"exp", NULL}, {"nbf", NULL}, {"sub", NULL}};
-        int64_t exp = 0, nbf = 0;
-        int64_t lw = leeway_s > 0 ? leeway_s : 0;
+        bool star = s.n > 0 && s.p[s.n - 1] == '*';
 
+        if (star)
+                s.n--;
+        return (star && s.n == 0) || tw_topic_valid(s);
+}
+
+/* "subs" or "pubs": an array of at most TW_AUTH_PATTERNS_MAX valid patterns. Adds the bytes
+ * their copy takes in a grant (a length byte and the pattern each) to *bytes. */
+static bool pattern_list(const char *p, const jsmntok_t *arr, size_t *bytes)
+{
+        if (arr->type != JSMN_ARRAY || arr->size > TW_AUTH_PATTERNS_MAX)
+                return false;
+        /* Each element so far was a string, which has no child tokens, so element k is
+         * the k-th token after the array's. */
+        for (int k = 1; k <= arr->size; k++) {
+                if (arr[k].type != JSMN_STRING || !pattern_valid(tok_span(p, &arr[k])))
+                        return false;
+                *bytes += 1 + (size_t)(arr[k].end - arr[k].start);
+        }
+        return true;
+}
+
+/* "aud": a string or an array of strings. With want != NULL, also whether it holds want. */
+static bool audience(const char *p, const jsmntok_t *aud, const char *want, bool *found)
+{
+        if (aud->type == JSMN_STRING) {
+                *found = want && span_is(tok_span(p, aud), want);
+                return true;
+        }
+        if (aud->type != JSMN_ARRAY)
+                return false;
+        *found = false;
+        for (int k = 1; k <= aud->size; k++) { /* as in pattern_list */
+                if (aud[k].type != JSMN_STRING)
+                        return false;
+                if (want && span_is(tok_span(p, &aud[k]), want))
+                        *found = true;
+        }
+        return true;
+}
+
+struct tw_grant {
+        int64_t exp;     /* 0 when absent */
+        uint16_t sub_n;  /* data[0..sub_n) is sub */
+        uint16_t subs_n; /* then subs_n bytes of subscribe patterns, each after its length byte */
+        uint16_t pubs_n; /* then pubs_n bytes of publish patterns, likewise */
+        char data[];
+};
+_Static_assert(sizeof(struct tw_grant) == 16, "the size auth.h promises");
+
+static void put_list(char *out, const char *p, const jsmntok_t *arr)
+{
+        size_t o = 0;
+
+        for (int k = 1; arr && k <= arr->size; k++) {
+                tw_span s = tok_span(p, &arr[k]);
+                out[o++] = (char)(unsigned char)s.n; /* <= TW_AUTH_PATTERN_MAX */
+                memcpy(out + o, s.p, s.n);
+                o += s.n;
+        }
+}
+
+enum { C_EXP, C_NBF, C_SUB, C_SUBS, C_PUBS, C_AUD, C_ISS, C_COUNT };
+
+static tw_auth_status check_claims(const char *p, size_t n, int64_t now_s,
+                                   const tw_auth_expect *expect, tw_grant **grant)
+{
+        static const tw_auth_expect none = {0};
+        jsmntok_t toks[TW_AUTH_JSON_TOKS];
+        struct field f[C_COUNT] = {{"exp", NULL},  {"nbf", NULL}, {"sub", NULL}, {"subs", NULL},
+                                   {"pubs", NULL}, {"aud", NULL}, {"iss", NULL}};
+        int64_t exp = 0, nbf = 0;
+        size_t subs_n = 0, pubs_n = 0;
+        bool aud_found = false;
+
+        if (!expect)
+                expect = &none;
+        int64_t lw = expect->leeway_s > 0 ? expect->leeway_s : 0;
         int ntok = parse_object(p, n, toks);
-        if (ntok == 0 || !find_fields(p, toks, ntok, f, 3))
+        if (ntok == 0 || !find_fields(p, toks, ntok, f, C_COUNT))
                 return TW_AUTH_MALFORMED;
-        if ((f[0].val && !parse_date(p, f[0].val, &exp)) ||
-            (f[1].val && !parse_date(p, f[1].val, &nbf)) ||
-            (f[2].val && f[2].val->type != JSMN_STRING))
+        const jsmntok_t *exp_t = f[C_EXP].val, *nbf_t = f[C_NBF].val, *sub_t = f[C_SUB].val;
+        const jsmntok_t *subs_t = f[C_SUBS].val, *pubs_t = f[C_PUBS].val;
+        const jsmntok_t *aud_t = f[C_AUD].val, *iss_t = f[C_ISS].val;
+        if ((exp_t && !parse_date(p, exp_t, &exp)) || (nbf_t && !parse_date(p, nbf_t, &nbf)) ||
+            (sub_t && sub_t->type != JSMN_STRING) || (iss_t && iss_t->type != JSMN_STRING) ||
+            (aud_t && !audience(p, aud_t, expect->audience, &aud_found)) ||
+            (subs_t && !pattern_list(p, subs_t, &subs_n)) ||
+            (pubs_t && !pattern_list(p, pubs_t, &pubs_n)))
                 return TW_AUTH_MALFORMED;
         /* RFC 7519 4.1.4: now must be before exp; 4.1.5: now must not be before nbf. */
-        if (f[0].val && now_s >= add_sat(exp, lw))
+        if (exp_t && now_s >= add_sat(exp, lw))
                 return TW_AUTH_EXPIRED;
-        if (f[1].val && add_sat(now_s, lw) < nbf)
+        if (nbf_t && add_sat(now_s, lw) < nbf)
                 return TW_AUTH_NOT_YET_VALID;
-        if (f[2].val && sub) {
-                tw_span s = tok_span(p, f[2].val);
+        if (expect->issuer && !(iss_t && span_is(tok_span(p, iss_t), expect->issuer)))
+                return TW_AUTH_BAD_ISSUER;
+        if (expect->audience && !aud_found)
+                return TW_AUTH_BAD_AUDIENCE;
+        if (!grant)
+                return TW_AUTH_OK;
 
-                if (s.n >= sub_cap)
-                        return TW_AUTH_MALFORMED;
-                memcpy(sub, s.p, s.n);
-                sub[s.n] = '\0';
-        }
+        /* Everything copied comes out of p[0..n), n <= SEG_BYTES, so each count fits. */
+        tw_span sub = sub_t ? tok_span(p, sub_t) : (tw_span){"", 0};
+        tw_grant *g = malloc(sizeof(*g) + sub.n + subs_n + pubs_n);
+        if (!g)
+                return TW_AUTH_NO_MEMORY;
+        g->exp = exp_t ? exp : 0;
+        g->sub_n = (uint16_t)sub.n;
+        g->subs_n = (uint16_t)subs_n;
+        g->pubs_n = (uint16_t)pubs_n;
+        memcpy(g->data, sub.p, sub.n);
+        put_list(g->data + sub.n, p, subs_t);
+        put_list(g->data + sub.n + subs_n, p, pubs_t);
+        *grant = g;
         return TW_AUTH_OK;
 }
 
@@ -224,18 +322,16 @@ static bool hs256(const char *key, size_t key_len, const char *msg, size_t n,
 }
 
 tw_auth_status tw_auth_verify_jwt(const char *token, size_t len, const char *secret,
-                                  size_t secret_len, int64_t now_s, int64_t leeway_s, char *sub,
-                                  size_t sub_cap)
+                                  size_t secret_len, int64_t now_s, const tw_auth_expect *expect,
+                                  tw_grant **grant)
 {
         unsigned char buf[SEG_BYTES];
         unsigned char sig[MAC_LEN];
         unsigned char mac[MAC_LEN];
         size_t hn, pn, sn;
 
-        if (sub && sub_cap)
-                sub[0] = '\0';
-        else
-                sub = NULL;
+        if (grant)
+                *grant = NULL;
         if (!token || len == 0 || len > TW_AUTH_TOKEN_MAX)
                 return TW_AUTH_MALFORMED;
         const char *dot1 = memchr(token, '.', len);
@@ -264,7 +360,66 @@ tw_auth_status tw_auth_verify_jwt(const char *token, size_t len, const char *sec
         if (!ok)
                 return TW_AUTH_BAD_SIGNATURE;
 
-        return check_claims((const char *)buf, pn, now_s, leeway_s, sub, sub_cap);
+        return check_claims((const char *)buf, pn, now_s, expect, grant);
+}
+
+int64_t tw_grant_exp(const tw_grant *g)
+{
+        return g ? g->exp : 0;
+}
+
+tw_span tw_grant_sub(const tw_grant *g)
+{
+        return g ? (tw_span){g->data, g->sub_n} : (tw_span){"", 0};
+}
+
+static bool list_match(const char *l, size_t n, tw_span topic)
+{
+        for (size_t o = 0; o < n; o += 1 + (unsigned char)l[o]) {
+                if (tw_auth_pattern_match((tw_span){l + o + 1, (unsigned char)l[o]}, topic))
+                        return true;
+        }
+        return false;
+}
+
+bool tw_grant_may_subscribe(const tw_grant *g, tw_span topic)
+{
+        return g && list_match(g->data + g->sub_n, g->subs_n, topic);
+}
+
+bool tw_grant_may_publish(const tw_grant *g, tw_span topic)
+{
+        return g && list_match(g->data + g->sub_n + g->subs_n, g->pubs_n, topic);
+}
+
+void tw_grant_free(tw_grant *g)
+{
+        free(g);
+}
+
+bool tw_auth_pattern_match(tw_span pattern, tw_span topic)
+{
+        if (pattern.n == 0 || topic.n == 0)
+                return false;
+        if (pattern.p[pattern.n - 1] != '*')
+                return topic.n == pattern.n && memcmp(topic.p, pattern.p, pattern.n) == 0;
+        return topic.n >= pattern.n - 1 && memcmp(topic.p, pattern.p, pattern.n - 1) == 0;
+}
+
+bool tw_auth_equal(const char *given, size_t given_len, const char *expected, size_t expected_len)
+{
+        /* With unequal lengths expected is compared with itself, so the loop below runs
+         * over expected_len bytes either way and never reads given out of bounds. The
+         * pointer is picked with a mask rather than a branch. */
+        uintptr_t same = (uintptr_t)0 - (uintptr_t)(given_len == expected_len);
+        const unsigned char *g =
+            (const unsigned char *)(((uintptr_t)given & same) | ((uintptr_t)expected & ~same));
+        const unsigned char *e = (const unsigned char *)expected;
+        unsigned diff = (unsigned)(~same & 1); /* 1 when the lengths differ */
+
+        for (size_t i = 0; i < expected_len; i++)
+                diff |= g[i] ^ e[i]; /* no early exit: every byte of expected, every time */
+        return diff == 0;
 }
 
 const char *tw_auth_status_str(tw_auth_status s)
@@ -282,6 +437,12 @@ const char *tw_auth_status_str(tw_auth_status s)
                 return "expired";
         case TW_AUTH_NOT_YET_VALID:
                 return "not_yet_valid";
+        case TW_AUTH_BAD_AUDIENCE:
+                return "bad_audience";
+        case TW_AUTH_BAD_ISSUER:
+                return "bad_issuer";
+        case TW_AUTH_NO_MEMORY:
+                return "no_memory";
         }
         return "unknown";
 }

@@ -9,96 +9,49 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <wolfssl/options.h>
-#include <wolfssl/wolfcrypt/hmac.h>
-
-#include "tickwire/auth.h"
-
-#define SECRET "test-secret-of-a-reasonable-length!"
-#define NOW    1700000000
-
-static const char b64url_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Appends base64url of in[0..n) without padding to out; returns the new length. */
-static size_t b64url_put(char *out, size_t o, const unsigned char *in, size_t n)
-{
-        size_t i = 0;
-
-        for (; i + 3 <= n; i += 3) {
-                uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-                out[o++] = b64url_alphabet[v >> 18];
-                out[o++] = b64url_alphabet[(v >> 12) & 63];
-                out[o++] = b64url_alphabet[(v >> 6) & 63];
-                out[o++] = b64url_alphabet[v & 63];
-        }
-        if (n - i == 1) {
-                uint32_t v = (uint32_t)in[i] << 16;
-                out[o++] = b64url_alphabet[v >> 18];
-                out[o++] = b64url_alphabet[(v >> 12) & 63];
-        } else if (n - i == 2) {
-                uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-                out[o++] = b64url_alphabet[v >> 18];
-                out[o++] = b64url_alphabet[(v >> 12) & 63];
-                out[o++] = b64url_alphabet[(v >> 6) & 63];
-        }
-        out[o] = '\0';
-        return o;
-}
-
-static void hs256(const char *key, size_t key_len, const char *msg, size_t n, unsigned char mac[32])
-{
-        Hmac h;
-
-        cr_assert_eq(wc_HmacInit(&h, NULL, INVALID_DEVID), 0);
-        cr_assert_eq(wc_HmacSetKey(&h, WC_SHA256, (const byte *)key, (word32)key_len), 0);
-        cr_assert_eq(wc_HmacUpdate(&h, (const byte *)msg, (word32)n), 0);
-        cr_assert_eq(wc_HmacFinal(&h, mac), 0);
-        wc_HmacFree(&h);
-}
-
-/* header.payload.HS256(secret) in a static buffer, NUL-terminated. */
-static char minted[16384];
-
-static const char *mint_with(const char *header, const char *payload, const char *secret)
-{
-        unsigned char mac[32];
-        size_t o = b64url_put(minted, 0, (const unsigned char *)header, strlen(header));
-        minted[o++] = '.';
-        o = b64url_put(minted, o, (const unsigned char *)payload, strlen(payload));
-        hs256(secret, strlen(secret), minted, o, mac);
-        minted[o++] = '.';
-        b64url_put(minted, o, mac, sizeof(mac));
-        return minted;
-}
-
-static const char *mint(const char *payload)
-{
-        return mint_with("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", payload, SECRET);
-}
+#include "test_auth_helpers.h"
 
 static char *copy;
+static tw_grant *grant; /* the last verification's, freed by the next one and by fini */
 
+/* Verifies a copy of tok with leeway and no audience or issuer expected; on OK the grant is
+ * in `grant`, and on anything else `grant` must have been left NULL. */
 static tw_auth_status verify_full(const char *tok, size_t n, const char *secret, int64_t now,
-                                  int64_t leeway, char *sub, size_t cap)
+                                  int64_t leeway)
 {
+        const tw_auth_expect expect = {.leeway_s = leeway};
+
         free(copy);
+        tw_grant_free(grant);
+        grant = (tw_grant *)&grant; /* junk, which the verifier must overwrite */
         copy = malloc(n ? n : 1);
         cr_assert_not_null(copy);
         memcpy(copy, tok, n);
-        return tw_auth_verify_jwt(copy, n, secret, strlen(secret), now, leeway, sub, cap);
+        tw_auth_status s =
+            tw_auth_verify_jwt(copy, n, secret, strlen(secret), now, &expect, &grant);
+        if (s == TW_AUTH_OK)
+                cr_assert_not_null(grant);
+        else
+                cr_assert_null(grant, "a grant with %s", tw_auth_status_str(s));
+        return s;
 }
 
 static tw_auth_status verify(const char *tok)
 {
-        char sub[256];
-        return verify_full(tok, strlen(tok), SECRET, NOW, 0, sub, sizeof(sub));
+        return verify_full(tok, strlen(tok), SECRET, NOW, 0);
 }
 
 static tw_auth_status verify_at(const char *tok, int64_t now, int64_t leeway)
 {
-        char sub[256];
-        return verify_full(tok, strlen(tok), SECRET, now, leeway, sub, sizeof(sub));
+        return verify_full(tok, strlen(tok), SECRET, now, leeway);
+}
+
+static void cr_assert_sub(const char *want)
+{
+        tw_span sub = tw_grant_sub(grant);
+
+        cr_assert_eq(sub.n, strlen(want));
+        cr_assert_arr_eq(sub.p, want, sub.n);
 }
 
 /* Overwrites the stack below the caller, where tw_auth_verify_jwt's buffers were, so a span
@@ -115,6 +68,8 @@ static void fini(void)
 {
         free(copy);
         copy = NULL;
+        tw_grant_free(grant);
+        grant = NULL;
 }
 
 TestSuite(auth_jwt, .fini = fini);
@@ -161,14 +116,14 @@ static const char jwtio_token[] =
 static tw_auth_status verify_rfc7515(int64_t now, int64_t leeway)
 {
         const size_t n = sizeof(rfc7515_token) - 1;
-        char sub[256];
+        const tw_auth_expect expect = {.leeway_s = leeway};
 
         free(copy);
         copy = malloc(n);
         cr_assert_not_null(copy);
         memcpy(copy, rfc7515_token, n);
         return tw_auth_verify_jwt(copy, n, (const char *)rfc7515_key, sizeof(rfc7515_key), now,
-                                  leeway, sub, sizeof(sub));
+                                  &expect, NULL);
 }
 
 Test(auth_jwt, rfc7515_vector_verifies_until_its_exp)
@@ -181,15 +136,13 @@ Test(auth_jwt, rfc7515_vector_verifies_until_its_exp)
 
 Test(auth_jwt, jwtio_vector_verifies_and_yields_sub)
 {
-        char sub[256] = "junk";
-        tw_auth_status s = verify_full(jwtio_token, strlen(jwtio_token), "your-256-bit-secret", NOW,
-                                       0, sub, sizeof(sub));
+        tw_auth_status s =
+            verify_full(jwtio_token, strlen(jwtio_token), "your-256-bit-secret", NOW, 0);
         cr_assert_status(s, TW_AUTH_OK);
-        cr_assert_eq(strlen(sub), 10);
-        cr_assert_arr_eq(sub, "1234567890", 10);
-        cr_assert_status(verify_full(jwtio_token, strlen(jwtio_token), "your-256-bit-secreT", NOW,
-                                     0, sub, sizeof(sub)),
-                         TW_AUTH_BAD_SIGNATURE);
+        cr_assert_sub("1234567890");
+        cr_assert_status(
+            verify_full(jwtio_token, strlen(jwtio_token), "your-256-bit-secreT", NOW, 0),
+            TW_AUTH_BAD_SIGNATURE);
 }
 
 Test(auth_jwt, minted_token_matches_the_published_one)
@@ -214,38 +167,32 @@ Test(auth_jwt, valid_token)
 
 Test(auth_jwt, sub_is_the_raw_string_without_quotes)
 {
-        char sub[256] = "junk";
         const char *tok = mint("{\"iss\":\"x\",\"sub\":\"user:42\\n\"}");
 
-        cr_assert_status(verify_full(tok, strlen(tok), SECRET, NOW, 0, sub, sizeof(sub)),
-                         TW_AUTH_OK);
-        cr_assert_eq(strlen(sub), 9);
-        cr_assert_arr_eq(sub, "user:42\\n", 9); /* escapes stay as sent */
-        free(copy); /* the span points neither into the caller's token */
+        cr_assert_status(verify(tok), TW_AUTH_OK);
+        cr_assert_sub("user:42\\n"); /* escapes stay as sent */
+        free(copy);                  /* the span points neither into the caller's token */
         copy = NULL;
         scribble_stack(); /* nor into the verifier's stack */
-        cr_assert_arr_eq(sub, "user:42\\n", 9);
+        cr_assert_sub("user:42\\n");
 }
 
 Test(auth_jwt, sub_absent_or_refused_leaves_it_empty)
 {
-        char sub[256] = "junk";
         const char *tok = mint("{\"exp\":1700000100}");
 
-        cr_assert_status(verify_full(tok, strlen(tok), SECRET, NOW, 0, sub, sizeof(sub)),
-                         TW_AUTH_OK);
-        cr_assert_eq(strlen(sub), 0);
-        cr_assert_not_null(sub);
+        cr_assert_status(verify(tok), TW_AUTH_OK);
+        cr_assert_sub("");
+        cr_assert_not_null(tw_grant_sub(grant).p);
 
-        strcpy(sub, "junk");
+        /* refused: no grant at all (verify_full checks it is NULL), so no sub */
         tok = mint("{\"sub\":\"bob\",\"exp\":1}");
-        cr_assert_status(verify_full(tok, strlen(tok), SECRET, NOW, 0, sub, sizeof(sub)),
-                         TW_AUTH_EXPIRED);
-        cr_assert_eq(strlen(sub), 0);
+        cr_assert_status(verify(tok), TW_AUTH_EXPIRED);
+        cr_assert_sub("");
 
         tok = mint("{\"sub\":\"bob\"}");
         cr_assert_status(
-            tw_auth_verify_jwt(tok, strlen(tok), SECRET, strlen(SECRET), NOW, 0, NULL, 0),
+            tw_auth_verify_jwt(tok, strlen(tok), SECRET, strlen(SECRET), NOW, NULL, NULL),
             TW_AUTH_OK);
 }
 
@@ -258,25 +205,21 @@ Test(auth_jwt, sub_must_be_a_string)
 Test(auth_jwt, wrong_secret)
 {
         const char *tok = mint("{\"sub\":\"alice\"}");
-        char sub[256];
 
-        cr_assert_status(verify_full(tok, strlen(tok), "test-secret-of-a-reasonable-length?", NOW,
-                                     0, sub, sizeof(sub)),
+        cr_assert_status(
+            verify_full(tok, strlen(tok), "test-secret-of-a-reasonable-length?", NOW, 0),
+            TW_AUTH_BAD_SIGNATURE);
+        cr_assert_status(verify_full(tok, strlen(tok), "test-secret", NOW, 0),
                          TW_AUTH_BAD_SIGNATURE);
-        cr_assert_status(verify_full(tok, strlen(tok), "test-secret", NOW, 0, sub, sizeof(sub)),
-                         TW_AUTH_BAD_SIGNATURE);
-        cr_assert_status(verify_full(tok, strlen(tok), "", NOW, 0, sub, sizeof(sub)),
-                         TW_AUTH_BAD_SIGNATURE);
+        cr_assert_status(verify_full(tok, strlen(tok), "", NOW, 0), TW_AUTH_BAD_SIGNATURE);
 }
 
 Test(auth_jwt, empty_secret_verifies_nothing)
 {
         /* Even a token honestly signed with the empty key. */
         const char *tok = mint_with("{\"alg\":\"HS256\"}", "{}", "");
-        char sub[256];
 
-        cr_assert_status(verify_full(tok, strlen(tok), "", NOW, 0, sub, sizeof(sub)),
-                         TW_AUTH_BAD_SIGNATURE);
+        cr_assert_status(verify_full(tok, strlen(tok), "", NOW, 0), TW_AUTH_BAD_SIGNATURE);
 }
 
 Test(auth_jwt, tampered_payload)
@@ -366,8 +309,8 @@ Test(auth_jwt, duplicate_or_escaped_names_are_malformed)
         cr_assert_status(verify(mint("{\"exp\":1,\"exp\":1800000000}")), TW_AUTH_MALFORMED);
         cr_assert_status(verify(mint("{\"sub\":\"a\",\"sub\":\"b\"}")), TW_AUTH_MALFORMED);
         cr_assert_status(verify(mint("{\"e\\u0078p\":1}")), TW_AUTH_MALFORMED);
-        /* a repeated name we do not read is someone else's business */
-        cr_assert_status(verify(mint("{\"aud\":\"a\",\"aud\":\"b\"}")), TW_AUTH_OK);
+        /* a repeated name we do not read is someone else's business ("aud" is read now) */
+        cr_assert_status(verify(mint("{\"jti\":\"a\",\"jti\":\"b\"}")), TW_AUTH_OK);
 }
 
 Test(auth_jwt, exp_in_the_past_and_within_leeway)
@@ -527,8 +470,7 @@ Test(auth_jwt, not_strictly_base64url)
         strcpy(tok, reshape("H.P.S"));
         size_t n = strlen(tok);
         tok[n / 2] = '\0';
-        char sub[256];
-        cr_assert_status(verify_full(tok, n, SECRET, NOW, 0, sub, sizeof(sub)), TW_AUTH_MALFORMED);
+        cr_assert_status(verify_full(tok, n, SECRET, NOW, 0), TW_AUTH_MALFORMED);
 }
 
 Test(auth_jwt, non_canonical_trailing_bits)
@@ -637,14 +579,13 @@ Test(auth_jwt, oversize_token)
 
 Test(auth_jwt, null_and_empty_inputs)
 {
-        char sub[256] = "junk";
+        tw_grant *g = (tw_grant *)&g; /* junk, which the verifier must overwrite */
 
-        cr_assert_status(
-            tw_auth_verify_jwt(NULL, 0, SECRET, strlen(SECRET), NOW, 0, sub, sizeof(sub)),
-            TW_AUTH_MALFORMED);
-        cr_assert_eq(strlen(sub), 0);
+        cr_assert_status(tw_auth_verify_jwt(NULL, 0, SECRET, strlen(SECRET), NOW, NULL, &g),
+                         TW_AUTH_MALFORMED);
+        cr_assert_null(g);
         const char *tok = mint("{}");
-        cr_assert_status(tw_auth_verify_jwt(tok, strlen(tok), NULL, 0, NOW, 0, NULL, 0),
+        cr_assert_status(tw_auth_verify_jwt(tok, strlen(tok), NULL, 0, NOW, NULL, NULL),
                          TW_AUTH_BAD_SIGNATURE);
 }
 
@@ -656,5 +597,8 @@ Test(auth_jwt, status_strings)
         cr_assert_str_eq(tw_auth_status_str(TW_AUTH_BAD_SIGNATURE), "bad_signature");
         cr_assert_str_eq(tw_auth_status_str(TW_AUTH_EXPIRED), "expired");
         cr_assert_str_eq(tw_auth_status_str(TW_AUTH_NOT_YET_VALID), "not_yet_valid");
+        cr_assert_str_eq(tw_auth_status_str(TW_AUTH_BAD_AUDIENCE), "bad_audience");
+        cr_assert_str_eq(tw_auth_status_str(TW_AUTH_BAD_ISSUER), "bad_issuer");
+        cr_assert_str_eq(tw_auth_status_str(TW_AUTH_NO_MEMORY), "no_memory");
         cr_assert_str_eq(tw_auth_status_str((tw_auth_status)99), "unknown");
 }
