@@ -83,6 +83,22 @@ void tw_conn_release_buffers(tw_conn *c)
 
 /* ---- output ---- */
 
+tw_ext *tw_conn_ext(tw_conn *c)
+{
+        if (!c->ext)
+                c->ext = calloc(1, sizeof(*c->ext));
+        return c->ext;
+}
+
+void tw_conn_free_ext(tw_conn *c)
+{
+        if (!c->ext)
+                return;
+        tw_grant_free(c->ext->grant);
+        free(c->ext);
+        c->ext = NULL;
+}
+
 uint64_t tw_conn_queued(const tw_conn *c)
 {
         return tw_outq_bytes(c->out);
@@ -143,7 +159,7 @@ int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
                 tw_frame_unref(f);
                 return -EPIPE;
         }
-        if (c->tls) /* encrypted per connection; the ciphertext comes back raw */
+        if (c->flags & TW_CF_TLS) /* encrypted per connection; the ciphertext comes back raw */
                 return tw_tls_conn_send(w, c, f);
         /* The bound applies to a live session only: once our Close is queued nothing more
          * is added but the Close itself, which always goes out behind everything else. */
@@ -214,7 +230,7 @@ void tw_conn_linger(struct tw_worker *w, tw_conn *c)
                 return;
         c->state = TW_CONN_LINGER;
         rx_free(c);
-        if (c->tls)
+        if (c->flags & TW_CF_TLS)
                 tw_tls_conn_close_notify(w, c);
         if (c->state != TW_CONN_LINGER)
                 return; /* queueing close_notify failed and ended it */
@@ -321,6 +337,66 @@ static void on_close_frame(struct tw_worker *w, tw_conn *c, const uint8_t *p, si
 
 /* ---- WebSocket input ---- */
 
+static void refresh(struct tw_worker *w, tw_conn *c, const tw_msg *m);
+
+/* ---- --max-message-rate: GCRA (the "virtual scheduling" form of a token bucket) ----
+ *
+ * c->tat is the time the next message is due if the client sent at exactly the rate. A
+ * message arriving up to one second's worth (the burst) ahead of its due time is fine;
+ * each one, taken or refused, moves tat on by one interval, so a client that keeps
+ * sending over the rate runs further ahead until, a second's worth past the burst, it is
+ * closed with 1008. One 32-bit field in microseconds; kept within a minute of now by
+ * rate_touch() so its wrapping difference stays meaningful. */
+
+enum { RATE_OK, RATE_REFUSED, RATE_CLOSE };
+
+static uint32_t now_us32(const struct tw_worker *w)
+{
+        return (uint32_t)(w->now_ms * 1000u);
+}
+
+static void rate_touch(struct tw_worker *w, tw_conn *c)
+{
+        uint32_t now = now_us32(w);
+
+        if ((uint32_t)w->now_ms - c->last_seen >= 60000u || (int32_t)(c->tat - now) < 0)
+                c->tat = now;
+}
+
+static int rate_take(struct tw_worker *w, tw_conn *c)
+{
+        uint32_t rate = w->srv->cfg.max_message_rate;
+        uint32_t t, tau;
+        int32_t ahead;
+
+        if (!rate)
+                return RATE_OK;
+        t = 1000000u / rate ? 1000000u / rate : 1u;
+        tau = 1000000u - t; /* a burst of `rate` messages */
+        ahead = (int32_t)(c->tat - now_us32(w));
+        c->tat += t;
+        if (ahead <= (int32_t)tau)
+                return RATE_OK;
+        TW_INC(w->metrics.rate_limited);
+        return ahead > (int32_t)tau + 1000000 ? RATE_CLOSE : RATE_REFUSED;
+}
+
+/* Whether a complete message may be handled; answers or closes when not. */
+static bool rate_allows(struct tw_worker *w, tw_conn *c, bool reply)
+{
+        switch (rate_take(w, c)) {
+        case RATE_OK:
+                return true;
+        case RATE_REFUSED:
+                if (reply)
+                        send_error(w, c, "rate_limited", "over --max-message-rate: dropped");
+                return false;
+        default:
+                fail(w, c, TW_WS_CLOSE_POLICY, "message rate");
+                return false;
+        }
+}
+
 static void on_text(struct tw_worker *w, tw_conn *c, const uint8_t *p, size_t n)
 {
         tw_msg m;
@@ -329,6 +405,8 @@ static void on_text(struct tw_worker *w, tw_conn *c, const uint8_t *p, size_t n)
         size_t len;
 
         TW_INC(w->metrics.messages_received);
+        if (!rate_allows(w, c, true))
+                return;
         st = tw_proto_parse((const char *)p, n, &m);
         if (st != TW_PROTO_OK) {
                 send_error(w, c, tw_proto_status_code(st),
@@ -351,6 +429,9 @@ static void on_text(struct tw_worker *w, tw_conn *c, const uint8_t *p, size_t n)
                                 tw_conn_send_text(w, c, big, len);
                         free(big);
                 }
+                break;
+        case TW_MSG_REFRESH:
+                refresh(w, c, &m);
                 break;
         default:
                 tw_topic_on_message(w, c, &m);
@@ -391,7 +472,8 @@ static void on_control_event(struct tw_worker *w, tw_conn *c, const tw_ws_event 
 
         switch (ev->opcode) {
         case TW_WS_OP_PING:
-                if (c->flags & TW_CF_CLOSE_SENT)
+                /* Each Ping costs us a Pong: it counts against the rate like a message. */
+                if ((c->flags & TW_CF_CLOSE_SENT) || !rate_allows(w, c, false))
                         return;
                 f = tw_frame_ws(TW_WS_OP_PONG, ev->data, ev->len);
                 if (f)
@@ -412,6 +494,8 @@ static void ws_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
         tw_ws_reader *r;
         tw_ws_event ev;
 
+        if (w->srv->cfg.max_message_rate)
+                rate_touch(w, c); /* before last_seen moves: it tells how long we were idle */
         /* Any inbound byte is a sign of life: a store, not a timer operation. */
         c->last_seen = (uint32_t)w->now_ms;
         c->flags &= ~TW_CF_PING;
@@ -524,29 +608,116 @@ static tw_span publish_token(const tw_config *cfg)
         return (tw_span){cfg->publish_token, strlen(cfg->publish_token)};
 }
 
-/* With --jwt-secret, a session needs a valid HS256 token in ?token= or a Bearer header. */
-static bool authorized(const tw_config *cfg, const tw_http_request *req)
+/* ---- tokens (--jwt-secret) ---- */
+
+static tw_auth_status verify_token(const tw_config *cfg, tw_span t, tw_grant **g)
+{
+        const tw_auth_expect expect = {cfg->jwt_audience, cfg->jwt_issuer, TW_TOKEN_LEEWAY_S};
+
+        return tw_auth_verify_jwt(t.p, t.n, cfg->jwt_secret, strlen(cfg->jwt_secret),
+                                  (int64_t)time(NULL), &expect, g);
+}
+
+/* With --jwt-secret, a session needs a valid HS256 token in ?token= or a Bearer header;
+ * *g receives what it grants. */
+static bool authorized(const tw_config *cfg, const tw_http_request *req, tw_grant **g)
 {
         const tw_span *auth = tw_http_header_get(req, "Authorization");
-        int64_t now = (int64_t)time(NULL);
-        size_t slen;
         tw_span t;
 
+        *g = NULL;
         if (!cfg->jwt_secret)
                 return true;
-        slen = strlen(cfg->jwt_secret);
-        if (tw_http_query_get(req->query, "token", &t) &&
-            tw_auth_verify_jwt(t.p, t.n, cfg->jwt_secret, slen, now,
-                               &(tw_auth_expect){.leeway_s = 5}, NULL) == TW_AUTH_OK)
+        if (tw_http_query_get(req->query, "token", &t) && verify_token(cfg, t, g) == TW_AUTH_OK)
                 return true;
         return auth && auth->n > 7 && strncasecmp(auth->p, "Bearer ", 7) == 0 &&
-               tw_auth_verify_jwt(auth->p + 7, auth->n - 7, cfg->jwt_secret, slen, now,
-                                  &(tw_auth_expect){.leeway_s = 5}, NULL) == TW_AUTH_OK;
+               verify_token(cfg, (tw_span){auth->p + 7, auth->n - 7}, g) == TW_AUTH_OK;
+}
+
+/* Worker time when a token with claim exp (Unix seconds; 0 = none) stops being valid. */
+static uint64_t token_deadline(const struct tw_worker *w, int64_t exp)
+{
+        struct timespec ts;
+        int64_t left_ms;
+
+        if (!exp)
+                return 0;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        left_ms =
+            (exp + TW_TOKEN_LEEWAY_S) * 1000 - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        return w->now_ms + (uint64_t)(left_ms > 0 ? left_ms : 0) + 1;
+}
+
+/* Gives the session its grant and arms the token's deadline when it comes before the
+ * heartbeat's. */
+static void keep_grant(struct tw_worker *w, tw_conn *c, tw_grant *g)
+{
+        tw_ext *e = c->ext;
+
+        tw_grant_free(e->grant);
+        e->grant = g;
+        e->token_due_ms = token_deadline(w, tw_grant_exp(g));
+        c->flags &= ~TW_CF_TOKEN_EXPIRED;
+        if (e->token_due_ms && c->timer.slot &&
+            e->token_due_ms < c->timer.expires * w->srv->cfg.tick_ms)
+                tw_worker_arm(w, c, e->token_due_ms);
+}
+
+uint64_t tw_conn_token_due(struct tw_worker *w, tw_conn *c)
+{
+        tw_ext *e = c->ext;
+
+        if (!e || !e->token_due_ms || w->now_ms < e->token_due_ms)
+                return e ? e->token_due_ms : 0;
+        if (c->flags & TW_CF_TOKEN_EXPIRED) {
+                e->token_due_ms = 0;
+                tw_conn_close(w, c, TW_CLOSE_TOKEN_EXPIRED, "token expired", 13);
+                return 0;
+        }
+        c->flags |= TW_CF_TOKEN_EXPIRED;
+        e->token_due_ms = w->now_ms + w->srv->cfg.token_grace_ms;
+        send_error(w, c, "token_expired", "send {\"type\":\"refresh\",\"token\":...} to go on");
+        return e->token_due_ms;
+}
+
+/* {"type":"refresh","token":T}: new credentials for the open session. The token must
+ * belong to the same subject as the one it replaces, and its permissions apply at once:
+ * subscriptions it no longer allows end. */
+static void refresh(struct tw_worker *w, tw_conn *c, const tw_msg *m)
+{
+        const tw_config *cfg = &w->srv->cfg;
+        tw_grant *g = NULL;
+        tw_auth_status st;
+        char buf[96];
+        tw_span a, b;
+
+        if (!cfg->jwt_secret) {
+                send_error(w, c, "bad_token", "this server takes no tokens");
+                return;
+        }
+        st = verify_token(cfg, m->token, &g);
+        if (st != TW_AUTH_OK) {
+                send_error(w, c, "bad_token", tw_auth_status_str(st));
+                return;
+        }
+        a = tw_grant_sub(c->ext ? c->ext->grant : NULL);
+        b = tw_grant_sub(g);
+        if (a.n != b.n || memcmp(a.p, b.p, a.n) != 0) {
+                tw_grant_free(g);
+                send_error(w, c, "bad_token", "the token is for another subject");
+                return;
+        }
+        keep_grant(w, c, g);
+        snprintf(buf, sizeof(buf), "{\"type\":\"refreshed\",\"exp\":%lld}",
+                 (long long)tw_grant_exp(g));
+        tw_conn_send_text(w, c, buf, strlen(buf));
+        tw_topic_recheck(w, c);
 }
 
 static int upgrade(struct tw_worker *w, tw_conn *c, const tw_http_request *req)
 {
         const tw_config *cfg = &w->srv->cfg;
+        tw_grant *g = NULL;
         char accept[29], resp[256];
         tw_span key;
         int st = tw_http_check_upgrade(req, &key);
@@ -561,23 +732,34 @@ static int upgrade(struct tw_worker *w, tw_conn *c, const tw_http_request *req)
                 reject(w, c, 400, TW_HS_BAD_REQUEST);
                 return HTTP_DONE;
         }
-        if (!authorized(cfg, req)) {
+        if (!authorized(cfg, req, &g)) {
+                tw_grant_free(g);
                 TW_INC(w->metrics.handshake_failures[TW_HS_AUTH]);
                 respond(w, c, 401, "text/plain", "WWW-Authenticate: Bearer\r\n", "Unauthorized\n",
                         13, true);
                 return HTTP_DONE;
         }
-        if (cfg->publish_token == NULL || has_token(req, publish_token(cfg)))
-                c->flags |= TW_CF_PUBLISHER;
-        n = tw_http_build_101(resp, sizeof(resp), accept);
-        f = n ? tw_frame_copy(resp, n) : NULL;
-        if (!f) {
+        if (g && !tw_conn_ext(c)) {
+                tw_grant_free(g);
                 tw_worker_terminate(w, c, 0);
                 return HTTP_DONE;
         }
-        if (tw_conn_send(w, c, f) < 0)
+        /* Publishing: the publish token, or with tokens the grant's "pubs"; a server with
+         * neither lets anyone publish. */
+        if (cfg->publish_token ? has_token(req, publish_token(cfg)) : !cfg->jwt_secret)
+                c->flags |= TW_CF_PUBLISHER;
+        n = tw_http_build_101(resp, sizeof(resp), accept);
+        f = n ? tw_frame_copy(resp, n) : NULL;
+        if (!f || tw_conn_send(w, c, f) < 0) {
+                tw_grant_free(g);
+                if (!f)
+                        tw_worker_terminate(w, c, 0);
                 return HTTP_DONE;
+        }
         tw_worker_opened(w, c);
+        c->tat = now_us32(w); /* the rate counts from the session's start */
+        if (g)
+                keep_grant(w, c, g);
         return HTTP_UPGRADED;
 }
 

@@ -224,6 +224,8 @@ size_t tw_metrics_render(tw_metrics *const *workers, size_t n, int draining, cha
         scalar(&b, w, n, "replays_incomplete_total", "counter",
                "since-replays that could not deliver everything (recovered:false).",
                OFF(replays_incomplete));
+        scalar(&b, w, n, "rate_limited_total", "counter",
+               "Inbound messages and Pings refused by --max-message-rate.", OFF(rate_limited));
         family(&b, "draining", "gauge", "1 while shutting down, else 0.");
         put(&b, "tickwire_draining %d\n", draining ? 1 : 0);
         family(&b, "workers", "gauge", "Worker threads.");

@@ -141,6 +141,12 @@ void tw_prep_cancel_fixed_fd(struct io_uring_sqe *sqe, int fd)
             IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_ALL;
 }
 
+void tw_prep_cancel_fd(struct io_uring_sqe *sqe, int fd)
+{
+        io_uring_prep_rw(IORING_OP_ASYNC_CANCEL, sqe, fd, NULL, 0, 0);
+        sqe->cancel_flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
+}
+
 void tw_prep_fixed_fd_install(struct io_uring_sqe *sqe, int fd)
 {
         io_uring_prep_rw(TW_IORING_OP_FIXED_FD_INSTALL, sqe, fd, NULL, 0, 0);

@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "tickwire/iplimit.h"
 #include "tickwire/tls.h"
 #include "tickwire/topic.h"
 
@@ -40,7 +41,7 @@
 #define TW_MSG_ARENA    256  /* sendmsgs prepared per submit */
 #define TW_SLOT_RESERVE 64   /* slots past the limit, to answer 503 instead of dropping */
 
-enum { TW_LOGGED_TABLE = 1, TW_LOGGED_LIMIT = 2, TW_LOGGED_NOMEM = 4 };
+enum { TW_LOGGED_TABLE = 1, TW_LOGGED_LIMIT = 2, TW_LOGGED_NOMEM = 4, TW_LOGGED_PER_IP = 8 };
 
 static void log_once(tw_worker *w, uint32_t what, const char *msg)
 {
@@ -121,7 +122,7 @@ static void heartbeat(tw_worker *w, tw_conn *c)
 {
         const tw_config *cfg = &w->srv->cfg;
         uint64_t seen = tw_worker_time_of(w, c->last_seen);
-        uint64_t age = w->now_ms - seen;
+        uint64_t age = w->now_ms - seen, next, token;
 
         if (age >= cfg->idle_timeout_ms) {
                 heartbeat_expired(w, c, age);
@@ -136,9 +137,12 @@ static void heartbeat(tw_worker *w, tw_conn *c)
                         return;
         }
         /* Lazy re-arm: inbound frames only stored last_seen; the next deadline follows
-         * from it. */
-        tw_worker_arm(
-            w, c, seen + ((c->flags & TW_CF_PING) ? cfg->idle_timeout_ms : cfg->ping_interval_ms));
+         * from it — or the session's token, if it expires sooner. */
+        next = seen + ((c->flags & TW_CF_PING) ? cfg->idle_timeout_ms : cfg->ping_interval_ms);
+        token = tw_conn_token_due(w, c);
+        if (c->state != TW_CONN_OPEN)
+                return;
+        tw_worker_arm(w, c, token && token < next ? token : next);
 }
 
 static void on_timer(tw_wheel *wh, tw_timer *t, void *ctx)
@@ -190,6 +194,7 @@ static void slot_release(tw_worker *w, tw_conn *c)
 
         tw_conn_release_buffers(c);
         tw_tls_conn_free(c); /* only here: terminate may run inside a wolfSSL callback */
+        tw_conn_free_ext(c);
         memset(c, 0, sizeof(*c));
         c->gen = gen;
         c->state = TW_CONN_FREE;
@@ -221,13 +226,37 @@ static void arm_recv(tw_worker *w, tw_conn *c)
         c->inflight++;
 }
 
+/* Arms what listener i is missing: one multishot accept, or — when connections are
+ * counted per address, which needs each peer's address — TW_ACCEPT_ADDR single accepts,
+ * each writing into its own slot of w->peer (a multishot accept would reuse one). */
 static void arm_accept(tw_worker *w, unsigned i)
 {
-        struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
+        unsigned n = w->srv->iplimit ? TW_ACCEPT_ADDR : 1;
 
-        io_uring_prep_multishot_accept_direct(sqe, w->listen_fd[i], NULL, NULL, 0);
-        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_ACCEPT, i, 0));
-        w->accepting[i] = true;
+        for (unsigned k = 0; k < n; k++) {
+                struct io_uring_sqe *sqe;
+
+                if (w->armed[i] & (1u << k))
+                        continue;
+                sqe = tw_ring_sqe(&w->ring);
+                if (w->srv->iplimit) {
+                        struct tw_peer *p = &w->peer[i * TW_ACCEPT_ADDR + k];
+
+                        p->len = sizeof(p->addr);
+                        io_uring_prep_accept_direct(sqe, w->listen_fd[i],
+                                                    (struct sockaddr *)&p->addr, &p->len, 0,
+                                                    IORING_FILE_INDEX_ALLOC - 1);
+                } else {
+                        io_uring_prep_multishot_accept_direct(sqe, w->listen_fd[i], NULL, NULL, 0);
+                }
+                io_uring_sqe_set_data64(sqe, tw_ud(TW_K_ACCEPT, i | k << 8, 0));
+                w->armed[i] |= 1u << k;
+        }
+}
+
+static bool all_armed(const tw_worker *w, unsigned i)
+{
+        return w->armed[i] == (w->srv->iplimit ? (1u << TW_ACCEPT_ADDR) - 1 : 1u);
 }
 
 /* Cancels everything in flight on c's descriptor (the recv, a send blocked on a peer that
@@ -263,6 +292,10 @@ void tw_worker_terminate(tw_worker *w, tw_conn *c, uint16_t code)
                 atomic_fetch_sub_explicit(&w->srv->connections, 1, memory_order_relaxed);
         } else {
                 w->rejected--;
+        }
+        if (c->ip >= 0) {
+                tw_iplimit_release(w->srv->iplimit, c->ip);
+                c->ip = -1;
         }
         tw_topic_conn_gone(w, c);
         tw_conn_release_buffers(c);
@@ -367,14 +400,34 @@ static void flush_dirty(tw_worker *w)
 
 /* ---- completions ---- */
 
-static void on_accept(tw_worker *w, unsigned li, int res, uint32_t cflags)
+/* Counts c against its address's limit (single accepts only: they carry the address).
+ * False when the address is over it. */
+static bool admit_peer(tw_worker *w, tw_conn *c, unsigned li, unsigned k)
+{
+        int32_t idx;
+
+        if (!w->srv->iplimit)
+                return true;
+        idx = tw_iplimit_acquire(w->srv->iplimit,
+                                 (const struct sockaddr *)&w->peer[li * TW_ACCEPT_ADDR + k].addr);
+        if (idx == -EBUSY) {
+                log_once(w, TW_LOGGED_PER_IP,
+                         "connections per address limit reached: answering 503");
+                return false;
+        }
+        c->ip = idx; /* < 0 when not countable (out of memory): let it in uncounted */
+        return true;
+}
+
+static void on_accept(tw_worker *w, unsigned tag, int res, uint32_t cflags)
 {
         const tw_config *cfg = &w->srv->cfg;
+        unsigned li = tag & 0xff, k = tag >> 8;
         tw_conn *c;
         uint32_t total;
 
         if (!(cflags & IORING_CQE_F_MORE))
-                w->accepting[li] = false;
+                w->armed[li] &= ~(1u << k);
         if (res < 0) {
                 if (res == -ENFILE || res == -EMFILE) {
                         log_once(w, TW_LOGGED_TABLE, "fixed-file table full: refusing connections");
@@ -395,6 +448,7 @@ static void on_accept(tw_worker *w, unsigned li, int res, uint32_t cflags)
         }
         tw_timer_init(&c->timer);
         c->fd = res;
+        c->ip = -1;
         c->state = TW_CONN_HTTP;
         c->flags = 0;
         c->inflight = 0;
@@ -404,7 +458,8 @@ static void on_accept(tw_worker *w, unsigned li, int res, uint32_t cflags)
 
         total = atomic_fetch_add_explicit(&w->srv->connections, 1, memory_order_relaxed) + 1;
         w->admitted++;
-        if (w->admitted > w->admit_max || (cfg->max_connections && total > cfg->max_connections)) {
+        if (w->admitted > w->admit_max || (cfg->max_connections && total > cfg->max_connections) ||
+            !admit_peer(w, c, li, k)) {
                 w->admitted--;
                 atomic_fetch_sub_explicit(&w->srv->connections, 1, memory_order_relaxed);
                 c->flags |= TW_CF_REJECT;
@@ -466,7 +521,7 @@ static void on_recv(tw_worker *w, struct io_uring_cqe *cqe)
         }
         if (res > 0) {
                 TW_ADD(w->metrics.bytes_received, (uint64_t)res);
-                if (c->tls)
+                if (c->flags & TW_CF_TLS)
                         tw_tls_conn_on_data(w, c, tw_bufring_buf(&w->bufs, bid), (size_t)res);
                 else
                         tw_conn_on_data(w, c, tw_bufring_buf(&w->bufs, bid), (size_t)res);
@@ -593,7 +648,7 @@ static void start_drain(tw_worker *w)
         for (unsigned i = 0; i < cfg->nlisten; i++) {
                 struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
 
-                io_uring_prep_cancel64(sqe, tw_ud(TW_K_ACCEPT, i, 0), 0);
+                tw_prep_cancel_fd(sqe, w->listen_fd[i]);
                 io_uring_sqe_set_data64(sqe, tw_ud(TW_K_IGNORE, 0, 0));
         }
         io_uring_submit(&w->ring);
@@ -661,7 +716,9 @@ static int worker_setup(tw_worker *w)
         }
         w->msg = calloc(TW_MSG_ARENA, sizeof(*w->msg));
         w->iov = calloc(TW_IOV_ARENA, sizeof(*w->iov));
-        if (!w->msg || !w->iov)
+        if (w->srv->iplimit)
+                w->peer = calloc(TW_MAX_LISTEN * TW_ACCEPT_ADDR, sizeof(*w->peer));
+        if (!w->msg || !w->iov || (w->srv->iplimit && !w->peer))
                 return -ENOMEM;
         atomic_store_explicit(&w->ring_fd, w->ring.ring_fd, memory_order_seq_cst);
         ret = tw_bufring_init(&w->ring, &w->bufs, 0, TW_RECV_BUFS, TW_RECV_BUF_SZ);
@@ -764,15 +821,11 @@ static void *worker_main(void *arg)
                 tw_frame_batch_flush(&w->release);
                 tw_bufring_publish(&w->bufs);
 
-                if (!w->draining && w->accept_retry_ms && w->now_ms >= w->accept_retry_ms) {
+                if (!w->draining && w->accept_retry_ms && w->now_ms >= w->accept_retry_ms)
                         w->accept_retry_ms = 0;
-                        for (unsigned i = 0; i < srv->cfg.nlisten; i++)
-                                if (!w->accepting[i])
-                                        arm_accept(w, i);
-                }
                 for (unsigned i = 0; !w->draining && !w->accept_retry_ms && i < srv->cfg.nlisten;
                      i++)
-                        if (!w->accepting[i])
+                        if (!all_armed(w, i))
                                 arm_accept(w, i);
                 if (w->draining) {
                         if (w->now_ms >= w->drain_deadline_ms) {
@@ -909,6 +962,11 @@ int tw_server_start(tw_server *srv, const tw_config *cfg)
         ret = tw_topic_init(srv);
         if (ret < 0)
                 goto fail;
+        if (cfg->max_connections_per_ip &&
+            !(srv->iplimit = tw_iplimit_new(cfg->max_connections_per_ip))) {
+                ret = -ENOMEM;
+                goto fail;
+        }
         for (unsigned i = 0; i < cfg->nlisten && !srv->tls; i++) {
                 char err[256];
 
@@ -983,11 +1041,13 @@ void tw_server_join(tw_server *srv)
                 free(w->dirty);
                 free(w->iov);
                 free(w->msg);
+                free(w->peer);
         }
         if (srv->msg_ring.ring_fd > 0)
                 io_uring_queue_exit(&srv->msg_ring);
         tw_topic_free(srv);
         tw_tls_ctx_free(srv->tls);
+        tw_iplimit_free(srv->iplimit);
         free(srv->workers);
         srv->workers = NULL;
         pthread_cond_destroy(&srv->start_cv);

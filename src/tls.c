@@ -204,16 +204,21 @@ static void conn_io_init(struct conn_io *cio, struct tw_worker *w, tw_conn *c, c
 
 int tw_tls_conn_start(struct tw_worker *w, tw_conn *c)
 {
+        tw_ext *e = tw_conn_ext(c);
+
         /* The server context already carries the I/O callbacks. */
-        c->tls = wolfSSL_new(w->srv->tls);
-        return c->tls ? 0 : -ENOMEM;
+        if (!e || !(e->tls = wolfSSL_new(w->srv->tls)))
+                return -ENOMEM;
+        c->flags |= TW_CF_TLS;
+        return 0;
 }
 
 void tw_tls_conn_free(tw_conn *c)
 {
-        if (c->tls) {
-                wolfSSL_free(c->tls);
-                c->tls = NULL;
+        if (c->ext && c->ext->tls) {
+                wolfSSL_free(c->ext->tls);
+                c->ext->tls = NULL;
+                c->flags &= ~TW_CF_TLS;
         }
 }
 
@@ -238,7 +243,7 @@ void tw_tls_conn_on_data(struct tw_worker *w, tw_conn *c, const uint8_t *buf, si
 {
         uint8_t plain[16384]; /* the largest TLS record's plaintext */
         struct conn_io cio;
-        WOLFSSL *ssl = c->tls;
+        WOLFSSL *ssl = c->ext->tls;
         int n;
 
         if (!reading(c))
@@ -305,7 +310,7 @@ static int over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
 int tw_tls_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
         struct conn_io cio;
-        WOLFSSL *ssl = c->tls;
+        WOLFSSL *ssl = c->ext->tls;
         int n;
 
         if (c->state == TW_CONN_OPEN && !(c->flags & TW_CF_CLOSE_SENT) &&
@@ -334,10 +339,12 @@ void tw_tls_conn_close_notify(struct tw_worker *w, tw_conn *c)
 {
         struct conn_io cio;
 
-        if (!c->tls || !wolfSSL_is_init_finished(c->tls))
+        WOLFSSL *ssl = c->ext ? c->ext->tls : NULL;
+
+        if (!ssl || !wolfSSL_is_init_finished(ssl))
                 return;
         conn_io_init(&cio, w, c, NULL, 0);
-        tw_tls_bind(c->tls, &cio.io);
-        wolfSSL_shutdown(c->tls); /* sends close_notify; we do not wait for theirs */
-        tw_tls_bind(c->tls, NULL);
+        tw_tls_bind(ssl, &cio.io);
+        wolfSSL_shutdown(ssl); /* sends close_notify; we do not wait for theirs */
+        tw_tls_bind(ssl, NULL);
 }

@@ -59,6 +59,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "tickwire/auth.h"
 #include "tickwire/history.h"
 #include "tickwire/server.h"
 
@@ -141,6 +142,10 @@ struct tw_topics {
         struct tw_inbox *inbox; /* [nworkers] */
         struct tw_wmap *wmap;   /* [nworkers] */
 };
+
+/* A connection's subscriptions and grant live in its extension (allocated on first use). */
+#define SUBS(c)  ((c)->ext ? (c)->ext->subs : NULL)
+#define GRANT(c) ((c)->ext ? (c)->ext->grant : NULL)
 
 /* ---- envelope ---- */
 
@@ -818,8 +823,9 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
         int64_t seq;
         int n;
 
-        if (!(c->flags & TW_CF_PUBLISHER)) {
-                send_error(w, c, "forbidden", "publishing needs the publish token");
+        if (!(c->flags & TW_CF_PUBLISHER) &&
+            !(w->srv->cfg.jwt_secret && tw_grant_may_publish(GRANT(c), m->topic))) {
+                send_error(w, c, "forbidden", "not allowed to publish to this topic");
                 return;
         }
         seq = publish(w, m->topic, m->data);
@@ -835,6 +841,8 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
 
 /* ---- subscriptions ---- */
 
+
+
 static int subs_find(const struct tw_subs *s, const tw_topic *t)
 {
         for (uint32_t i = 0; s && i < s->n; i++)
@@ -845,7 +853,10 @@ static int subs_find(const struct tw_subs *s, const tw_topic *t)
 
 static int subs_reserve(tw_conn *c)
 {
-        struct tw_subs *s = c->subs;
+        struct tw_subs *s = SUBS(c);
+
+        if (!tw_conn_ext(c))
+                return -ENOMEM;
 
         if (s && s->n < s->cap)
                 return 0;
@@ -859,7 +870,7 @@ static int subs_reserve(tw_conn *c)
                 ns->replays = 0;
         }
         ns->cap = cap;
-        c->subs = ns;
+        c->ext->subs = ns;
         return 0;
 }
 
@@ -914,9 +925,9 @@ static void local_remove(tw_worker *w, tw_topic *t, uint32_t idx)
 
                 l->v[idx] = l->v[last];
                 moved = &w->conns[l->v[idx].slot];
-                k = subs_find(moved->subs, t);
+                k = subs_find(SUBS(moved), t);
                 if (k >= 0)
-                        moved->subs->e[k].idx = idx;
+                        SUBS(moved)->e[k].idx = idx;
         }
         if (l->n == 0) {
                 wmap_del(m, l->id);
@@ -933,7 +944,7 @@ static struct tw_sub *local_entry(tw_worker *w, const struct tw_subent *e)
 /* Drops c's entry k (its topic's mutex not held); frees the topic if that was all it had. */
 static void subs_drop(tw_worker *w, tw_conn *c, uint32_t k)
 {
-        struct tw_subs *s = c->subs;
+        struct tw_subs *s = SUBS(c);
         tw_topic *t = s->e[k].t;
         char name[TW_TOPIC_MAX];
         size_t len = t->name_len;
@@ -949,7 +960,7 @@ static void subs_drop(tw_worker *w, tw_conn *c, uint32_t k)
         s->e[k] = s->e[--s->n];
         if (s->n == 0) {
                 free(s);
-                c->subs = NULL;
+                c->ext->subs = NULL;
         }
         if (idle)
                 topic_release(w, (tw_span){name, len});
@@ -965,7 +976,7 @@ static uint64_t replay_finish(tw_worker *w, tw_conn *c, struct tw_subent *e)
 
         local_entry(w, e)->after = last;
         e->replaying = 0;
-        if (--c->subs->replays == 0)
+        if (--SUBS(c)->replays == 0)
                 c->flags &= ~TW_CF_REPLAY;
         return last;
 }
@@ -974,7 +985,7 @@ static uint64_t replay_finish(tw_worker *w, tw_conn *c, struct tw_subent *e)
 static bool replay_step(tw_worker *w, tw_conn *c, uint32_t k, uint64_t budget)
 {
         tw_frame *batch[TW_REPLAY_BATCH];
-        struct tw_subent *e = &c->subs->e[k];
+        struct tw_subent *e = &SUBS(c)->e[k];
         tw_topic *t = e->t;
         enum tw_cursor_state st = TW_CURSOR_MORE;
         uint64_t queued = tw_conn_queued(c), seq = 0, epoch = t->epoch;
@@ -1017,9 +1028,9 @@ void tw_topic_replay_refill(tw_worker *w, tw_conn *c)
 
         /* Entries may be reordered by nothing here (no unsubscribe runs meanwhile), but a
          * step can end the connection. */
-        for (uint32_t k = 0; c->state == TW_CONN_OPEN && c->subs && k < c->subs->n; k++) {
-                while (c->state == TW_CONN_OPEN && c->subs && k < c->subs->n &&
-                       c->subs->e[k].replaying) {
+        for (uint32_t k = 0; c->state == TW_CONN_OPEN && SUBS(c) && k < SUBS(c)->n; k++) {
+                while (c->state == TW_CONN_OPEN && SUBS(c) && k < SUBS(c)->n &&
+                       SUBS(c)->e[k].replaying) {
                         if (replay_step(w, c, k, budget))
                                 break;
                 }
@@ -1073,10 +1084,15 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
         uint64_t last, epoch;
         tw_topic *t;
 
-        if (c->subs && c->subs->n >= cfg->max_subscriptions) {
+        /* With tokens, the grant's "subs" say what may be subscribed to (none: nothing). */
+        if (cfg->jwt_secret && !tw_grant_may_subscribe(GRANT(c), m->topic)) {
+                send_error(w, c, "forbidden", "not allowed to subscribe to this topic");
+                return;
+        }
+        if (SUBS(c) && SUBS(c)->n >= cfg->max_subscriptions) {
                 /* Only a topic it already has may be subscribed to again. */
                 t = topic_lock(w, m->topic, false, &err);
-                if (t && subs_find(c->subs, t) < 0) {
+                if (t && subs_find(SUBS(c), t) < 0) {
                         pthread_mutex_unlock(&t->mu);
                         t = NULL;
                 }
@@ -1089,7 +1105,7 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                 send_topic_error(w, c, err);
                 return;
         }
-        k = subs_find(c->subs, t);
+        k = subs_find(SUBS(c), t);
         p = plan_of(t, m);
         last = t->hist.last;
         epoch = t->epoch;
@@ -1107,10 +1123,10 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                         send_error(w, c, "internal", "out of memory");
                         return;
                 }
-                k = (int)c->subs->n++;
-                c->subs->e[k] = (struct tw_subent){t, (uint32_t)idx, 0, {0, false}};
+                k = (int)SUBS(c)->n++;
+                SUBS(c)->e[k] = (struct tw_subent){t, (uint32_t)idx, 0, {0, false}};
         } else {
-                struct tw_subent *e = &c->subs->e[k];
+                struct tw_subent *e = &SUBS(c)->e[k];
 
                 /* Subscribed already: posts up to `last` still in the inbox would repeat
                  * what a replay or snapshot sends now, and a replay still running is
@@ -1118,17 +1134,17 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                 local_entry(w, e)->after = p.replay ? UINT64_MAX : last;
                 if (e->replaying && !p.replay) {
                         e->replaying = 0;
-                        if (--c->subs->replays == 0)
+                        if (--SUBS(c)->replays == 0)
                                 c->flags &= ~TW_CF_REPLAY;
                 }
         }
         if (p.replay) {
-                struct tw_subent *e = &c->subs->e[k];
+                struct tw_subent *e = &SUBS(c)->e[k];
 
-                if (c->subs->replays == 0)
+                if (SUBS(c)->replays == 0)
                         c->flags &= ~TW_CF_LOSSY; /* only what happens from now counts */
                 if (!e->replaying)
-                        c->subs->replays++;
+                        SUBS(c)->replays++;
                 e->replaying = 1;
                 e->cur = p.cur;
                 c->flags |= TW_CF_REPLAY;
@@ -1154,8 +1170,8 @@ static void unsubscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
         tw_topic *t = NULL;
 
         /* Our own subscription keeps the topic alive: find it by name among ours. */
-        for (uint32_t i = 0; c->subs && i < c->subs->n; i++) {
-                t = c->subs->e[i].t;
+        for (uint32_t i = 0; SUBS(c) && i < SUBS(c)->n; i++) {
+                t = SUBS(c)->e[i].t;
                 if (t->name_len == m->topic.n && !memcmp(t->name, m->topic.p, m->topic.n)) {
                         k = (int)i;
                         break;
@@ -1168,12 +1184,35 @@ static void unsubscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
         tw_conn_send_text(w, c, buf, (size_t)n);
 }
 
+void tw_topic_recheck(tw_worker *w, tw_conn *c)
+{
+        char buf[96 + TW_TOPIC_MAX];
+
+        for (uint32_t k = SUBS(c) ? SUBS(c)->n : 0; k-- > 0 && c->state == TW_CONN_OPEN;) {
+                tw_topic *t = SUBS(c)->e[k].t;
+                tw_span name = {t->name, t->name_len};
+                int n;
+
+                if (tw_grant_may_subscribe(GRANT(c), name))
+                        continue;
+                /* Formatted before the drop, which may free the topic and its name. */
+                n = snprintf(buf, sizeof(buf),
+                             "{\"type\":\"error\",\"code\":\"forbidden\",\"topic\":\"%.*s\","
+                             "\"message\":\"the new token does not allow this subscription\"}",
+                             (int)name.n, name.p);
+                subs_drop(w, c, k);
+                tw_conn_send_text(w, c, buf, (size_t)n);
+        }
+}
+
 void tw_topic_conn_gone(tw_worker *w, tw_conn *c)
 {
-        while (c->subs && c->subs->n)
-                subs_drop(w, c, c->subs->n - 1);
-        free(c->subs); /* reserved for a subscribe that then failed */
-        c->subs = NULL;
+        while (SUBS(c) && SUBS(c)->n)
+                subs_drop(w, c, SUBS(c)->n - 1);
+        if (c->ext) {
+                free(c->ext->subs); /* reserved for a subscribe that then failed */
+                c->ext->subs = NULL;
+        }
         c->flags &= ~TW_CF_REPLAY;
 }
 

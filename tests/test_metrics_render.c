@@ -271,10 +271,10 @@ Test(metrics_render, valid_exposition)
                         nsamples++;
                 }
         }
-        /* 23 families: 19 with one sample, 3 labelled (9 reasons, 13 codes, 2 actions) and
+        /* 24 families: 20 with one sample, 3 labelled (9 reasons, 13 codes, 2 actions) and
          * the histogram (21 buckets, _sum, _count) */
-        cr_expect_eq(ntyped, 23);
-        cr_expect_eq(nsamples, 19 + 9 + 13 + 2 + 23);
+        cr_expect_eq(ntyped, 24);
+        cr_expect_eq(nsamples, 20 + 9 + 13 + 2 + 23);
         regfree(&help);
         regfree(&type);
         regfree(&sample);

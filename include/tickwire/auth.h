@@ -27,6 +27,9 @@
 
 #include "tickwire/http.h" /* tw_span */
 
+/* Clock skew allowed between token issuers and us, for exp and nbf. */
+#define TW_TOKEN_LEEWAY_S 5
+
 #define TW_AUTH_TOKEN_MAX    4096 /* longer tokens are MALFORMED */
 #define TW_AUTH_JSON_TOKS    256  /* JSON tokens (jsmn) allowed in header or payload */
 #define TW_AUTH_PATTERNS_MAX 64   /* patterns allowed in "subs", and again in "pubs" */

@@ -26,6 +26,9 @@
 #include "tickwire/wheel.h"
 #include "tickwire/ws.h"
 
+/* Close code for a session whose token expired without a refresh (DESIGN 5). */
+#define TW_CLOSE_TOKEN_EXPIRED 4001
+
 enum tw_conn_state {
         TW_CONN_FREE = 0, /* slot unused */
         TW_CONN_HTTP,     /* reading HTTP requests (upgrade or endpoints) */
@@ -50,29 +53,57 @@ enum tw_conn_flag {
         TW_CF_SHUT = 1 << 10,   /* LINGER: everything is sent and our write side shut down */
         TW_CF_REPLAY = 1 << 11, /* a `since` replay streams from history (topic.c) */
         TW_CF_LOSSY = 1 << 12,  /* the slow-consumer rule dropped output since the replay began */
-        TW_CF_SHUT_PENDING = 1 << 13, /* the shutdown request has not completed: the
-                                         descriptor must not be closed yet */
+        TW_CF_SHUT_PENDING = 1 << 13,  /* the shutdown request has not completed: the
+                                          descriptor must not be closed yet */
+        TW_CF_TLS = 1 << 14,           /* ext->tls is set: output is encrypted */
+        TW_CF_TOKEN_EXPIRED = 1 << 15, /* told token_expired: closes at the grace deadline */
 };
 
-struct tw_rx;   /* partial input: HTTP head/body, or a reader + message being assembled */
-struct tw_subs; /* topic subscriptions */
-struct WOLFSSL; /* wolfSSL's connection object */
+struct tw_worker;
+struct tw_rx;    /* partial input: HTTP head/body, or a reader + message being assembled */
+struct tw_subs;  /* topic subscriptions */
+struct tw_grant; /* what the session's JWT grants (auth) */
+struct WOLFSSL;  /* wolfSSL's connection object */
+
+/* What only some connections have, allocated on first need and freed with the slot, so
+ * a plain idle connection pays one pointer for all of it. Each part belongs to the module
+ * named beside it. */
+typedef struct tw_ext {
+        struct WOLFSSL *tls;    /* tls.c: the TLS session (TW_CF_TLS) */
+        struct tw_subs *subs;   /* topic.c: subscriptions */
+        struct tw_grant *grant; /* conn.c (auth): the token's claims; NULL = no JWT */
+        uint64_t token_due_ms;  /* worker time the token expires (or, once told, its grace
+                                   ends: TW_CF_TOKEN_EXPIRED); 0 = never */
+} tw_ext;
 
 typedef struct tw_conn {
-        tw_timer timer;       /* the one deadline: handshake, heartbeat, close, linger */
-        struct tw_rx *rx;     /* NULL unless input is partial */
-        tw_outq *out;         /* NULL unless output is queued */
-        struct tw_subs *subs; /* NULL unless subscribed */
-        struct WOLFSSL *tls;  /* NULL on a plain connection (tls.c) */
-        uint32_t last_seen;   /* worker clock, ms (wraps; compared by difference) */
-        uint32_t gen;         /* bumped on reuse: stale completions are ignored */
-        int32_t fd;           /* fixed-file index; next free slot while FREE */
-        uint16_t flags;       /* enum tw_conn_flag */
-        uint8_t state;        /* enum tw_conn_state */
-        uint8_t inflight;     /* requests in flight; the slot is freed at 0 */
-        uint16_t close_code;  /* how the session ended, for metrics */
-        uint16_t detect_age;  /* unused unless detected: age in 10 ms units (logs) */
+        tw_timer timer;      /* the one deadline: handshake, heartbeat, close, linger */
+        struct tw_rx *rx;    /* NULL unless input is partial */
+        tw_outq *out;        /* NULL unless output is queued */
+        tw_ext *ext;         /* NULL unless TLS, subscribed or authenticated */
+        uint32_t last_seen;  /* worker clock, ms (wraps; compared by difference) */
+        uint32_t gen;        /* bumped on reuse: stale completions are ignored */
+        int32_t fd;          /* fixed-file index; next free slot while FREE */
+        uint32_t tat;        /* --max-message-rate: theoretical arrival time, us (GCRA) */
+        int32_t ip;          /* --max-connections-per-ip: its table entry, -1 = none */
+        uint32_t flags;      /* enum tw_conn_flag */
+        uint8_t state;       /* enum tw_conn_state */
+        uint8_t inflight;    /* requests in flight; the slot is freed at 0 */
+        uint16_t close_code; /* how the session ended, for metrics */
+        uint16_t detect_age; /* unused unless detected: age in 10 ms units (logs) */
 } tw_conn;
+
+/* c's extension, allocated when it has none; NULL when out of memory. */
+tw_ext *tw_conn_ext(tw_conn *c);
+
+/* The session's token deadline (see tw_ext.token_due_ms) has come or passed: tells the
+ * client `token_expired`, or closes with 4001 once the grace is over. Returns the next
+ * deadline (0: none). Called by the worker from c's timer. */
+uint64_t tw_conn_token_due(struct tw_worker *w, tw_conn *c);
+
+/* Frees the extension when the slot is released (its TLS session and subscriptions are
+ * gone by then; the grant goes with it). */
+void tw_conn_free_ext(tw_conn *c);
 
 struct tw_worker;
 

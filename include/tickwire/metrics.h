@@ -86,6 +86,7 @@ typedef struct tw_metrics {
         tw_counter history_bytes;      /* bytes held in all histories */
         tw_counter history_trimmed;    /* messages dropped by --max-history-bytes */
         tw_counter replays_incomplete; /* `since` replays answered recovered:false */
+        tw_counter rate_limited;       /* messages refused by --max-message-rate */
         tw_histogram detection;
 } tw_metrics;
 

@@ -95,6 +95,9 @@ void tw_prep_recv_multishot(struct io_uring_sqe *sqe, int fd, uint16_t bgid);
 /* Cancels every request on fixed file `fd`. */
 void tw_prep_cancel_fixed_fd(struct io_uring_sqe *sqe, int fd);
 
+/* Cancels every request on regular descriptor `fd` (a listener's accepts). */
+void tw_prep_cancel_fd(struct io_uring_sqe *sqe, int fd);
+
 /* Installs fixed file `fd` as a regular descriptor (O_CLOEXEC); res = the new fd. */
 void tw_prep_fixed_fd_install(struct io_uring_sqe *sqe, int fd);
 

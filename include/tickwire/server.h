@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "tickwire/config.h"
 #include "tickwire/conn.h"
@@ -39,14 +40,24 @@ enum tw_kind {
 
 typedef struct tw_server tw_server;
 
+/* Single accepts in flight per listener when peers are counted per address. */
+#define TW_ACCEPT_ADDR 8
+
+/* Where a single accept writes its peer's address. */
+struct tw_peer {
+        struct sockaddr_storage addr;
+        socklen_t len;
+};
+
 typedef struct tw_worker {
         struct io_uring ring;
         tw_server *srv;
         unsigned id;
         _Atomic int ring_fd; /* for MSG_RING wake-ups from other threads */
         int listen_fd[TW_MAX_LISTEN];
-        bool accepting[TW_MAX_LISTEN]; /* multishot accept armed */
-        uint64_t accept_retry_ms;      /* re-arm accept after a table-full pause */
+        uint8_t armed[TW_MAX_LISTEN]; /* accepts armed per listener, a bit each */
+        struct tw_peer *peer;         /* [TW_MAX_LISTEN][TW_ACCEPT_ADDR], with iplimit */
+        uint64_t accept_retry_ms;     /* re-arm accept after a table-full pause */
 
         tw_bufring bufs;
         tw_wheel wheel;
@@ -89,6 +100,7 @@ struct tw_server {
         struct io_uring msg_ring;     /* the main thread's ring, to wake workers */
         struct tw_topics *topics;     /* topic.c: topics and per-worker inboxes */
         struct WOLFSSL_CTX *tls;      /* tls.c: shared read-only by workers; NULL = no TLS */
+        struct tw_iplimit *iplimit;   /* --max-connections-per-ip; NULL = off */
         uint16_t port[TW_MAX_LISTEN]; /* bound ports (port 0 resolved) */
         pthread_mutex_t start_mu;     /* workers report their setup here */
         pthread_cond_t start_cv;

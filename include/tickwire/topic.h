@@ -44,6 +44,10 @@ void tw_topic_on_message(struct tw_worker *w, tw_conn *c, const tw_msg *m);
 int tw_topic_http_publish(struct tw_worker *w, tw_span topic, const char *body, size_t len,
                           char *out, size_t cap, size_t *out_len);
 
+/* c's token was replaced: drop the subscriptions its grant no longer allows, telling the
+ * client with a `forbidden` error naming each topic. */
+void tw_topic_recheck(struct tw_worker *w, tw_conn *c);
+
 /* The connection is going away: drop its subscriptions. */
 void tw_topic_conn_gone(struct tw_worker *w, tw_conn *c);
 

@@ -184,9 +184,11 @@ def mask_bytes(payload, key):
 class WS:
     """A raw WebSocket client connection."""
 
-    def __init__(self, port, path="/ws", extra="", timeout=5, wrap=None, rcvbuf=None):
-        if rcvbuf is None:
-            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, path="/ws", extra="", timeout=5, wrap=None, rcvbuf=None,
+                 source=None):
+        if rcvbuf is None:  # source: a loopback address to connect from (127.0.0.0/8)
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                                 source_address=(source, 0) if source else None)
         else:  # set before connect, so the advertised window is small from the start
             self.sock = connect_small(port, rcvbuf, timeout)
         if wrap:  # e.g. TLS: wrap(sock) returns the socket to speak through
