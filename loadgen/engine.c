@@ -496,8 +496,11 @@ static void server_dropped(lg_thread *t, lg_conn *c)
         if (c->flags & LG_CF_PUB) {
                 terminate(t, c, true);
         } else if ((c->flags & LG_CF_HIT) && t->eng->o->scenario == LG_SC_SLOW) {
-                /* A slow client the server gave up on: what slow is about. */
-                TW_INC(t->c.slow_dropped);
+                /* A slow client the server gave up on: what slow is about. One that got
+                 * the server's Close (counted then, e.g. as 1013) and now its FIN was
+                 * closed properly, not dropped. */
+                if (!(c->flags & LG_CF_PEERCL))
+                        TW_INC(t->c.slow_dropped);
                 terminate(t, c, false);
         } else if (lg_scenario_reconnects(t->eng->o)) {
                 uint64_t zero = 0;

@@ -13,8 +13,8 @@ N = 50
 SLOW = 10  # 0.2 of N
 
 
-def run(policy):
-    with lgtest.LogServer("--max-queue", "64KiB", "--slow-consumer", policy) as srv:
+def run(policy, *flags):
+    with lgtest.LogServer("--max-queue", "64KiB", "--slow-consumer", policy, *flags) as srv:
         r, _, _ = lgtest.loadgen(
             srv.port, "--connections", str(N), "--scenario", "slow", "--topics", "2",
             "--publish-rate", "2000", "--payload", "2000", "--silent-at", "1s",
@@ -42,5 +42,13 @@ def test_slow_disconnect():
     assert s["closed_1013"] + s["dropped"] == SLOW, s
 
 
+def test_slow_disconnect_delivers_the_close():
+    # A close timeout longer than the pause: the server waits for the paused readers to
+    # take what was queued, so each one reads its Close 1013 (and then the FIN, which is
+    # the end of that close, not a drop).
+    s = run("disconnect", "--close-timeout", "10s")
+    assert s["closed_1013"] == SLOW and s["dropped"] == 0, s
+
+
 if __name__ == "__main__":
-    lgtest.run([test_slow_conflate, test_slow_disconnect])
+    lgtest.run([test_slow_conflate, test_slow_disconnect, test_slow_disconnect_delivers_the_close])
