@@ -1,0 +1,2 @@
+// tickwire.js: being written (issue 10).
+export class Tickwire {}
