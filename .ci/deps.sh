@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev
       libcriterion-dev libjsmn-dev python3 python3-websockets openssl gnuplot-nox
-      clang libclang-rt-14-dev clang-format) # libclang-rt-14-dev: libFuzzer and the sanitizer runtimes
+      clang libclang-rt-14-dev clang-format # libclang-rt-14-dev: libFuzzer and the sanitizer runtimes
+      chromium)                             # the browser tests (driven by playwright-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,10 +22,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The JS tests' npm packages (tests/js/package-lock.json), reinstalled only when the lock
-# file changed since the last install.
-if ! cmp -s tests/js/package-lock.json tests/js/node_modules/.tickwire-lock 2>/dev/null; then
-  echo "installing npm packages for tests/js" >&2
-  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-  cp tests/js/package-lock.json tests/js/node_modules/.tickwire-lock
-fi
+# The JS tests' npm packages (each suite's package-lock.json), reinstalled only when the
+# lock file changed since the last install.
+for suite in tests/js tests/browser; do
+  [ -f "$suite/package-lock.json" ] || continue
+  if ! cmp -s "$suite/package-lock.json" "$suite/node_modules/.tickwire-lock" 2>/dev/null; then
+    echo "installing npm packages for $suite" >&2
+    (cd "$suite" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp "$suite/package-lock.json" "$suite/node_modules/.tickwire-lock"
+  fi
+done

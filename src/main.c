@@ -17,6 +17,7 @@
 int main(int argc, char **argv)
 {
         static tw_server srv;
+        char first[80];
         tw_config cfg;
         char err[256];
         sigset_t set;
@@ -46,6 +47,10 @@ int main(int argc, char **argv)
                            ? 2
                            : 1;
         }
+        for (unsigned i = 0; i < cfg.norigins; i++)
+                if (strcmp(cfg.origins[i], "*") == 0)
+                        fprintf(stderr, "tickwire: warning: --allowed-origin * lets pages of any "
+                                        "origin connect (cross-site WebSocket hijacking)\n");
         for (unsigned i = 0; i < cfg.nlisten; i++) {
                 tw_listen l = cfg.listen[i];
                 char addr[80];
@@ -55,12 +60,16 @@ int main(int argc, char **argv)
                 else
                         ((struct sockaddr_in6 *)&l.addr)->sin6_port = htons(srv.port[i]);
                 tw_listen_format(&l, addr, sizeof(addr));
+                if (i == 0)
+                        memcpy(first, addr, sizeof(first));
                 fprintf(stderr,
                         "tickwire: listening on %s%s (%u workers, ping %llums, idle %llums)\n",
                         addr, l.tls ? " (tls)" : "", srv.nworkers,
                         (unsigned long long)cfg.ping_interval_ms,
                         (unsigned long long)cfg.idle_timeout_ms);
         }
+        fprintf(stderr, "tickwire: demo page at %s://%s/%s\n", cfg.listen[0].tls ? "https" : "http",
+                first, cfg.demo ? " (with the --demo feed)" : " (start with --demo for a feed)");
         fflush(stderr);
 
         do {

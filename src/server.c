@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "tickwire/demo.h"
 #include "tickwire/iplimit.h"
 #include "tickwire/tls.h"
 #include "tickwire/topic.h"
@@ -692,6 +693,44 @@ void tw_worker_opened(tw_worker *w, tw_conn *c)
         tw_worker_arm(w, c, w->now_ms + w->srv->cfg.ping_interval_ms);
 }
 
+/* ---- --demo ---- */
+
+static int64_t wall_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Worker 0 publishes the synthetic feed due by now, like any publisher would. */
+static void demo_turn(tw_worker *w)
+{
+        tw_demo_msg m[16];
+        size_t n = tw_demo_due(w->demo, w->now_ms, wall_ms(), m, 16);
+        bool dup;
+
+        for (size_t i = 0; i < n; i++)
+                if (m[i].len)
+                        tw_topic_publish(w, (tw_span){m[i].topic, strlen(m[i].topic)},
+                                         (tw_span){m[i].data, m[i].len}, (tw_span){"", 0}, &dup);
+}
+
+static int demo_start(tw_worker *w)
+{
+        tw_demo_msg index;
+        bool dup;
+
+        w->demo = tw_demo_new(w->rng, w->now_ms);
+        if (!w->demo)
+                return -ENOMEM;
+        tw_demo_index(w->demo, &index);
+        if (index.len)
+                tw_topic_publish(w, (tw_span){index.topic, strlen(index.topic)},
+                                 (tw_span){index.data, index.len}, (tw_span){"", 0}, &dup);
+        return 0;
+}
+
 /* ---- the loop ---- */
 
 static int worker_setup(tw_worker *w)
@@ -740,6 +779,8 @@ static int worker_setup(tw_worker *w)
         tw_ws_reader_init(&w->scratch, true, cfg->max_message);
         for (unsigned i = 0; i < cfg->nlisten; i++)
                 arm_accept(w, i);
+        if (cfg->demo && w->id == 0)
+                return demo_start(w);
         return 0;
 }
 
@@ -747,19 +788,20 @@ static void wait_timeout(tw_worker *w, struct __kernel_timespec *ts, bool *has)
 {
         uint64_t ticks = tw_wheel_next_expiry(&w->wheel);
         uint64_t tick = w->srv->cfg.tick_ms;
-        uint64_t wake_ms, delta;
+        uint64_t wake_ms = UINT64_MAX, delta;
 
-        *has = false;
-        if (w->draining || w->accept_retry_ms) {
-                ticks = ticks < 1 ? ticks : 1;
-        }
-        if (ticks == UINT64_MAX)
+        if ((w->draining || w->accept_retry_ms) && ticks > 1)
+                ticks = 1;
+        if (ticks != UINT64_MAX)
+                wake_ms = (w->wheel.now + ticks) * tick;
+        if (w->demo && tw_demo_next(w->demo) < wake_ms)
+                wake_ms = tw_demo_next(w->demo);
+        *has = wake_ms != UINT64_MAX;
+        if (!*has)
                 return;
-        wake_ms = (w->wheel.now + ticks) * tick;
         delta = wake_ms > w->now_ms ? wake_ms - w->now_ms : 0;
         ts->tv_sec = (long long)(delta / 1000);
         ts->tv_nsec = (long long)(delta % 1000) * 1000000;
-        *has = true;
 }
 
 /* A worker's setup result: tw_server_start() waits for every worker's. */
@@ -816,6 +858,8 @@ static void *worker_main(void *arg)
                 io_uring_cq_advance(&w->ring, seen);
 
                 tw_wheel_advance(&w->wheel, w->now_ms / srv->cfg.tick_ms);
+                if (w->demo && !w->draining)
+                        demo_turn(w);
                 tw_topic_drain_inbox(w); /* own posts; others' if their wake is still due */
                 flush_dirty(w);
                 tw_frame_batch_flush(&w->release);
@@ -1042,6 +1086,7 @@ void tw_server_join(tw_server *srv)
                 free(w->iov);
                 free(w->msg);
                 free(w->peer);
+                tw_demo_free(w->demo);
         }
         if (srv->msg_ring.ring_fd > 0)
                 io_uring_queue_exit(&srv->msg_ring);

@@ -21,7 +21,7 @@ typedef struct tw_demo tw_demo;
 
 typedef struct tw_demo_msg {
         const char *topic;
-        char data[128];
+        char data[512]; /* the index is the longest: ~300 bytes */
         size_t len;
 } tw_demo_msg;
 
