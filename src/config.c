@@ -79,6 +79,8 @@ enum opt_id {
         O_TOKEN_GRACE,
         O_PUB_TOKEN,
         O_CONFIG,
+        O_ORIGIN,
+        O_DEMO,
         O_HELP,
 };
 
@@ -128,7 +130,9 @@ static const struct opt opts[] = {
     {"token-grace", O_TOKEN_GRACE, "DUR", NULL,
      "keep a connection this long after its JWT expires"},
     {"publish-token", O_PUB_TOKEN, "T", NULL, "bearer token required to publish"},
-    {"config", O_CONFIG, "FILE", "Other", "read flags from FILE (format below)"},
+    {"allowed-origin", O_ORIGIN, "PATTERN", NULL, "another site whose pages may connect"},
+    {"demo", O_DEMO, NULL, "Other", "publish a synthetic market feed (for the demo page)"},
+    {"config", O_CONFIG, "FILE", NULL, "read flags from FILE (format below)"},
     {"help", O_HELP, NULL, NULL, "print this text and exit (also -h)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
@@ -155,6 +159,7 @@ struct parser {
         unsigned line;
         unsigned seg;        /* bumped whenever the source of flags changes */
         unsigned listen_seg; /* source whose entries fill c->listen; UINT_MAX = defaults */
+        unsigned origin_seg; /* likewise for c->origins */
         int profile;         /* index into profiles[], -1 = none given */
         bool ping_set, idle_set;
         uint64_t ping_ms, idle_ms;
@@ -592,6 +597,28 @@ static int add_listen(struct parser *p, const struct opt *o, const char *v)
 
 static int load_file(struct parser *p, const char *path);
 
+/* --allowed-origin: a pattern kept in c->origins[] (copied, since a file's line buffer
+ * goes away). Like --listen, the first pattern from a source replaces the inherited list. */
+static int add_origin(struct parser *p, const struct opt *o, const char *v)
+{
+        tw_config *c = p->c;
+        size_t n = strlen(v);
+
+        if (!*v)
+                return fail(p, o->name, "must not be empty");
+        if (n >= sizeof c->origins[0])
+                return fail(p, o->name, "pattern too long (at most %zu bytes)",
+                            sizeof c->origins[0] - 1);
+        if (p->origin_seg != p->seg) {
+                c->norigins = 0;
+                p->origin_seg = p->seg;
+        }
+        if (c->norigins == TW_MAX_ORIGINS)
+                return fail(p, o->name, "at most %d patterns", TW_MAX_ORIGINS);
+        memcpy(c->origins[c->norigins++], v, n + 1);
+        return 0;
+}
+
 static int apply(struct parser *p, const struct opt *o, const char *v)
 {
         tw_config *c = p->c;
@@ -682,6 +709,11 @@ static int apply(struct parser *p, const struct opt *o, const char *v)
                 if (p->file)
                         return fail(p, o->name, "not allowed inside a config file");
                 return load_file(p, v);
+        case O_ORIGIN:
+                return add_origin(p, o, v);
+        case O_DEMO:
+                c->demo = true;
+                return 0;
         case O_HELP:
                 break;
         }
@@ -725,6 +757,8 @@ static int file_line(struct parser *p, char *s)
         const struct opt *o = find_opt(key, klen);
         if (!o || o->id == O_HELP)
                 return seterr(p, "%.*s: unknown setting (see --help)", (int)klen, key);
+        if (!o->arg) /* a switch: its name alone */
+                return *s ? fail(p, o->name, "takes no value") : apply(p, o, NULL);
         if (*s == '\0')
                 return fail(p, o->name, "missing value");
         return apply(p, o, s);
@@ -815,8 +849,12 @@ static int finish(struct parser *p)
 
 int tw_config_parse(tw_config *c, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
-        struct parser p = {
-            .c = c, .err = err, .errlen = errlen, .listen_seg = UINT_MAX, .profile = -1};
+        struct parser p = {.c = c,
+                           .err = err,
+                           .errlen = errlen,
+                           .listen_seg = UINT_MAX,
+                           .origin_seg = UINT_MAX,
+                           .profile = -1};
 
         tw_config_defaults(c);
         if (err && errlen)
@@ -844,6 +882,13 @@ int tw_config_parse(tw_config *c, int argc, char **argv, FILE *out, char *err, s
                                 return fail(&p, o->name, "takes no value");
                         tw_config_usage(out ? out : stdout);
                         return 1;
+                }
+                if (!o->arg) { /* a switch */
+                        if (eq)
+                                return fail(&p, o->name, "takes no value");
+                        if ((rc = apply(&p, o, NULL)) != 0)
+                                return rc;
+                        continue;
                 }
                 /* "--flag value": a following "--word" is the next flag, not a value
                  * (use --flag=--value for a value that really starts with dashes). */
@@ -924,6 +969,10 @@ static const char *fmt_default(enum opt_id id, const tw_config *d, char *buf, si
                 return "none: not checked";
         case O_TOKEN_GRACE:
                 return fmt_duration(d->token_grace_ms, buf, cap);
+        case O_ORIGIN:
+                return "same-origin only";
+        case O_DEMO:
+                return "off";
         case O_TLS_LISTEN:
         case O_PROFILE:
         case O_TLS_CERT:
@@ -970,8 +1019,13 @@ void tw_config_usage(FILE *out)
                 "TLS: with --tls-cert/--tls-key and no --tls-listen, the --listen addresses\n"
                 "  (the default one too) serve TLS; with a --tls-listen, --listen stays plain.\n"
                 "N/s: messages per second, \"N/s\" or a bare N; 0 or off = no limit.\n"
+                "PATTERN: an Origin like https://app.example.com, where * stands for one or\n"
+                "  more DNS labels (https://*.example.com); without \"://\" it is matched\n"
+                "  against host[:port] alone; * by itself allows every origin (a warning).\n"
+                "  Repeatable (up to 16). Pages served by this server itself always may.\n"
                 "Config file: one \"flag value\" or \"flag = value\" per line, flag names without\n"
                 "  the dashes; '#' at the start of a line is a comment. The file takes effect\n"
                 "  where --config stands: flags after it override it, flags before it do not.\n"
+                "  A switch (demo) stands alone on its line.\n"
                 "  --ping-interval/--idle-timeout override --heartbeat-profile in any order.\n");
 }

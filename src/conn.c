@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "tickwire/auth.h"
+#include "tickwire/endpoints.h"
 #include "tickwire/http.h"
 #include "tickwire/metrics.h"
 #include "tickwire/outq.h"
@@ -541,98 +542,7 @@ static void ws_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
         }
 }
 
-/* ---- HTTP ---- */
-
-enum { HTTP_CONTINUE, HTTP_UPGRADED, HTTP_DONE };
-
-static void respond(struct tw_worker *w, tw_conn *c, int status, const char *ctype,
-                    const char *extra, const char *body, size_t blen, bool close)
-{
-        size_t cap = 256 + strlen(extra) + blen;
-        tw_frame *f = tw_frame_alloc(cap);
-        size_t n;
-
-        if (!f) {
-                tw_worker_terminate(w, c, 0);
-                return;
-        }
-        n = tw_http_build_response((char *)f->data, cap, status, ctype, extra, body, blen, close);
-        f->len = (uint32_t)n;
-        if (tw_conn_send(w, c, f) < 0)
-                return;
-        c->flags |= TW_CF_SERVED;
-        if (close) {
-                tw_conn_linger(w, c);
-        } else {
-                /* Keep-alive: the next request must be complete within the handshake
-                 * timeout of this answer (partial input does not extend it). */
-                tw_worker_arm(w, c, w->now_ms + w->srv->cfg.handshake_timeout_ms);
-        }
-}
-
-static void reject(struct tw_worker *w, tw_conn *c, int status, enum tw_hs_fail why)
-{
-        const char *extra =
-            status == 426 ? "Sec-WebSocket-Version: 13\r\nUpgrade: websocket\r\n" : "";
-        const char *reason = tw_http_reason(status);
-
-        TW_INC(w->metrics.handshake_failures[why]);
-        respond(w, c, status, "text/plain", extra, reason, strlen(reason), true);
-}
-
-static bool span_eq(tw_span s, const char *lit)
-{
-        size_t n = strlen(lit);
-
-        return s.n == n && memcmp(s.p, lit, n) == 0;
-}
-
-/* Whether the request presents `want` (the publish token) in ?token= or a Bearer header.
- * Compared in constant time, length included: timing must not tell a guesser how much of
- * a guess was right. */
-static bool has_token(const tw_http_request *req, tw_span want)
-{
-        const tw_span *auth = tw_http_header_get(req, "Authorization");
-        bool ok = false;
-        tw_span q;
-
-        if (tw_http_query_get(req->query, "token", &q))
-                ok |= tw_auth_equal(q.p, q.n, want.p, want.n);
-        if (auth && auth->n >= 7 && strncasecmp(auth->p, "Bearer ", 7) == 0)
-                ok |= tw_auth_equal(auth->p + 7, auth->n - 7, want.p, want.n);
-        return ok;
-}
-
-static tw_span publish_token(const tw_config *cfg)
-{
-        return (tw_span){cfg->publish_token, strlen(cfg->publish_token)};
-}
-
 /* ---- tokens (--jwt-secret) ---- */
-
-static tw_auth_status verify_token(const tw_config *cfg, tw_span t, tw_grant **g)
-{
-        const tw_auth_expect expect = {cfg->jwt_audience, cfg->jwt_issuer, TW_TOKEN_LEEWAY_S};
-
-        return tw_auth_verify_jwt(t.p, t.n, cfg->jwt_secret, strlen(cfg->jwt_secret),
-                                  (int64_t)time(NULL), &expect, g);
-}
-
-/* With --jwt-secret, a session needs a valid HS256 token in ?token= or a Bearer header;
- * *g receives what it grants. */
-static bool authorized(const tw_config *cfg, const tw_http_request *req, tw_grant **g)
-{
-        const tw_span *auth = tw_http_header_get(req, "Authorization");
-        tw_span t;
-
-        *g = NULL;
-        if (!cfg->jwt_secret)
-                return true;
-        if (tw_http_query_get(req->query, "token", &t) && verify_token(cfg, t, g) == TW_AUTH_OK)
-                return true;
-        return auth && auth->n > 7 && strncasecmp(auth->p, "Bearer ", 7) == 0 &&
-               verify_token(cfg, (tw_span){auth->p + 7, auth->n - 7}, g) == TW_AUTH_OK;
-}
 
 /* Worker time when a token with claim exp (Unix seconds; 0 = none) stops being valid. */
 static uint64_t token_deadline(const struct tw_worker *w, int64_t exp)
@@ -695,7 +605,7 @@ static void refresh(struct tw_worker *w, tw_conn *c, const tw_msg *m)
                 send_error(w, c, "bad_token", "this server takes no tokens");
                 return;
         }
-        st = verify_token(cfg, m->token, &g);
+        st = tw_endpoints_verify_token(cfg, m->token, &g);
         if (st != TW_AUTH_OK) {
                 send_error(w, c, "bad_token", tw_auth_status_str(st));
                 return;
@@ -714,149 +624,81 @@ static void refresh(struct tw_worker *w, tw_conn *c, const tw_msg *m)
         tw_topic_recheck(w, c);
 }
 
-static int upgrade(struct tw_worker *w, tw_conn *c, const tw_http_request *req)
-{
-        const tw_config *cfg = &w->srv->cfg;
-        tw_grant *g = NULL;
-        char accept[29], resp[256];
-        tw_span key;
-        int st = tw_http_check_upgrade(req, &key);
-        tw_frame *f;
-        size_t n;
+/* ---- HTTP ---- */
 
-        if (st == 426) {
-                reject(w, c, 426, TW_HS_NOT_UPGRADE);
-                return HTTP_DONE;
-        }
-        if (st != 0 || tw_ws_accept_key(key, accept) < 0) {
-                reject(w, c, 400, TW_HS_BAD_REQUEST);
-                return HTTP_DONE;
-        }
-        if (!authorized(cfg, req, &g)) {
-                tw_grant_free(g);
-                TW_INC(w->metrics.handshake_failures[TW_HS_AUTH]);
-                respond(w, c, 401, "text/plain", "WWW-Authenticate: Bearer\r\n", "Unauthorized\n",
-                        13, true);
-                return HTTP_DONE;
-        }
-        if (g && !tw_conn_ext(c)) {
-                tw_grant_free(g);
+enum { HTTP_CONTINUE, HTTP_UPGRADED, HTTP_DONE };
+
+/* The session a 101 allows: the answer, then OPEN with its grant and permissions. */
+static int open_session(struct tw_worker *w, tw_conn *c, tw_reply *r)
+{
+        char resp[256];
+        size_t n =
+            tw_http_build_101(resp, sizeof(resp), r->accept, r->protocol ? TW_SUBPROTOCOL : NULL);
+        tw_frame *f = n ? tw_frame_copy(resp, n) : NULL;
+
+        if (!f || (r->grant && !tw_conn_ext(c))) {
+                if (f)
+                        tw_frame_unref(f);
                 tw_worker_terminate(w, c, 0);
                 return HTTP_DONE;
         }
-        /* Publishing: the publish token, or with tokens the grant's "pubs"; a server with
-         * neither lets anyone publish. */
-        if (cfg->publish_token ? has_token(req, publish_token(cfg)) : !cfg->jwt_secret)
-                c->flags |= TW_CF_PUBLISHER;
-        n = tw_http_build_101(resp, sizeof(resp), accept);
-        f = n ? tw_frame_copy(resp, n) : NULL;
-        if (!f || tw_conn_send(w, c, f) < 0) {
-                tw_grant_free(g);
-                if (!f)
-                        tw_worker_terminate(w, c, 0);
+        if (tw_conn_send(w, c, f) < 0)
                 return HTTP_DONE;
-        }
+        if (r->publisher)
+                c->flags |= TW_CF_PUBLISHER;
         tw_worker_opened(w, c);
         c->tat = now_us32(w); /* the rate counts from the session's start */
-        if (g)
-                keep_grant(w, c, g);
+        if (r->grant) {
+                keep_grant(w, c, r->grant);
+                r->grant = NULL; /* the session's now */
+        }
         return HTTP_UPGRADED;
 }
 
-static void metrics_page(struct tw_worker *w, tw_conn *c, bool close)
+/* Writes what the endpoints module decided, and goes on as it says. */
+static int send_reply(struct tw_worker *w, tw_conn *c, tw_reply *r)
 {
-        tw_server *srv = w->srv;
-        tw_metrics *all[srv->nworkers];
-        size_t cap = 16384, n;
-        char *buf;
+        size_t cap = 256 + r->headers_len + r->blen;
+        tw_frame *f;
+        int ret = HTTP_DONE;
 
-        for (unsigned i = 0; i < srv->nworkers; i++)
-                all[i] = &srv->workers[i].metrics;
-        for (;;) {
-                buf = malloc(cap);
-                if (!buf) {
-                        tw_worker_terminate(w, c, 0);
-                        return;
-                }
-                n = tw_metrics_render(all, srv->nworkers,
-                                      atomic_load_explicit(&srv->draining, memory_order_relaxed),
-                                      buf, cap);
-                if (n < cap)
-                        break;
-                free(buf);
-                cap = n + 1;
+        if (r->status == 101) {
+                ret = open_session(w, c, r);
+                tw_reply_done(r);
+                return ret;
         }
-        respond(w, c, 200, "text/plain; version=0.0.4", "", buf, n, close);
-        free(buf);
-}
-
-static int route(struct tw_worker *w, tw_conn *c, const tw_http_request *req, const char *body,
-                 size_t blen)
-{
-        bool get = span_eq(req->method, "GET");
-        bool close = req->minor_version == 0
-                         ? !tw_http_header_has_token(req, "Connection", "keep-alive")
-                         : tw_http_header_has_token(req, "Connection", "close");
-        bool draining = atomic_load_explicit(&w->srv->draining, memory_order_relaxed);
-
-        /* Limits refuse sessions, not monitoring: /metrics and /healthz still answer
-         * (from the reserve of slots kept past the limit), once: then the connection is
-         * closed, so the reserve cannot be held by keep-alive clients. */
-        if (c->flags & TW_CF_REJECT)
-                close = true;
-        if (span_eq(req->path, "/ws") && (c->flags & TW_CF_REJECT || draining)) {
-                reject(w, c, 503, TW_HS_LIMIT);
+        f = tw_frame_alloc(cap);
+        if (!f) {
+                tw_reply_done(r);
+                tw_worker_terminate(w, c, 0);
                 return HTTP_DONE;
         }
-        if (span_eq(req->path, "/ws"))
-                return upgrade(w, c, req);
-        if (span_eq(req->path, "/healthz") && get) {
-                if (draining)
-                        respond(w, c, 503, "text/plain", "", "draining\n", 9, close);
-                else
-                        respond(w, c, 200, "text/plain", "", "ok\n", 3, close);
-        } else if (span_eq(req->path, "/metrics") && get) {
-                metrics_page(w, c, close);
-        } else if (span_eq(req->path, "/publish") && span_eq(req->method, "POST")) {
-                const tw_config *cfg = &w->srv->cfg;
-                char out[256];
-                size_t olen = 0;
-                tw_span topic = {"", 0};
-                int st;
-
-                if (cfg->publish_token && !has_token(req, publish_token(cfg))) {
-                        TW_INC(w->metrics.handshake_failures[TW_HS_AUTH]);
-                        respond(w, c, 401, "application/json", "",
-                                "{\"error\":\"publish token required\"}", 34, close);
-                } else {
-                        tw_http_query_get(req->query, "topic", &topic);
-                        st = tw_topic_http_publish(w, topic, body, blen, out, sizeof(out), &olen);
-                        respond(w, c, st, "application/json", "", out, olen, close);
-                }
-        } else if (span_eq(req->path, "/healthz") || span_eq(req->path, "/metrics") ||
-                   span_eq(req->path, "/publish")) {
-                respond(w, c, 405, "text/plain", "", "Method Not Allowed\n", 19, close);
+        f->len = (uint32_t)tw_http_build_response((char *)f->data, cap, r->status, r->ctype,
+                                                  r->headers, r->body, r->blen, r->close);
+        tw_reply_done(r);
+        if (tw_conn_send(w, c, f) < 0)
+                return HTTP_DONE;
+        c->flags |= TW_CF_SERVED;
+        if (r->close) {
+                tw_conn_linger(w, c);
         } else {
-                TW_INC(w->metrics.handshake_failures[TW_HS_NOT_FOUND]);
-                respond(w, c, 404, "text/plain", "", "Not Found\n", 10, close);
+                /* Keep-alive: the next request must be complete within the handshake
+                 * timeout of this answer (partial input does not extend it). */
+                tw_worker_arm(w, c, w->now_ms + w->srv->cfg.handshake_timeout_ms);
+                ret = HTTP_CONTINUE;
         }
-        return c->state == TW_CONN_HTTP ? HTTP_CONTINUE : HTTP_DONE;
+        return ret;
 }
 
-/* A request whose head already decides the answer: POST /publish without the publish
- * token. Answers it (and closes: the body that follows is read and dropped by the
- * lingering close) and returns true. */
-static bool refuse_early(struct tw_worker *w, tw_conn *c, const tw_http_request *req)
+/* An answer the connection itself decides (a request it cannot parse or keep). */
+static void reject(struct tw_worker *w, tw_conn *c, int status, enum tw_hs_fail why)
 {
-        const tw_config *cfg = &w->srv->cfg;
+        tw_reply r = {.status = status, .ctype = "text/plain", .close = true};
 
-        if (!cfg->publish_token || !span_eq(req->path, "/publish") ||
-            !span_eq(req->method, "POST") || has_token(req, publish_token(cfg)))
-                return false;
-        TW_INC(w->metrics.handshake_failures[TW_HS_AUTH]);
-        respond(w, c, 401, "application/json", "", "{\"error\":\"publish token required\"}", 34,
-                true);
-        return true;
+        TW_INC(w->metrics.handshake_failures[why]);
+        r.body = tw_http_reason(status);
+        r.blen = strlen(r.body);
+        send_reply(w, c, &r);
 }
 
 static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
@@ -876,6 +718,7 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
         }
         while (n > 0 && c->state == TW_CONN_HTTP) {
                 tw_http_request req;
+                tw_reply reply;
 
                 /* A client that pipelines requests and reads no answers: stop answering
                  * until the queue drains (tw_conn_resume); what it sends meanwhile is
@@ -902,17 +745,21 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                         return;
                 }
                 if ((uint64_t)blen > w->srv->cfg.max_message) {
-                        TW_INC(w->metrics.handshake_failures[TW_HS_TOO_LARGE]);
-                        respond(w, c, 413, "text/plain", "", "Payload Too Large\n", 18, true);
+                        reject(w, c, 413, TW_HS_TOO_LARGE);
                         return;
                 }
-                /* Refused from the head alone, before a body is waited for: an unauthorised
-                 * client must not make us hold --max-message bytes per connection. */
-                if (n < (size_t)head + (size_t)blen && !refuse_early(w, c, &req))
-                        goto keep;
-                if (c->state != TW_CONN_HTTP)
+                memset(&reply, 0, sizeof(reply));
+                if (n < (size_t)head + (size_t)blen) {
+                        /* Refused from the head alone, before a body is waited for: an
+                         * unauthorised client must not make us hold --max-message bytes. */
+                        if (!tw_endpoints_early(w, &req, &reply))
+                                goto keep;
+                        send_reply(w, c, &reply);
                         return;
-                r = route(w, c, &req, (const char *)data + head, (size_t)blen);
+                }
+                tw_endpoints_answer(w, &req, (const char *)data + head, (size_t)blen,
+                                    c->flags & TW_CF_REJECT, &reply);
+                r = send_reply(w, c, &reply);
                 data += (size_t)head + (size_t)blen;
                 n -= (size_t)head + (size_t)blen;
                 if (r == HTTP_UPGRADED) {

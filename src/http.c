@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/coding.h>
@@ -425,7 +426,7 @@ static void put_uint(tw_out *o, uint64_t v)
         tw_out_put(o, tmp + i, sizeof(tmp) - i);
 }
 
-size_t tw_http_build_101(char *out, size_t cap, const char accept[29])
+size_t tw_http_build_101(char *out, size_t cap, const char accept[29], const char *protocol)
 {
         tw_out o = {out, cap, 0, false};
 
@@ -434,6 +435,10 @@ size_t tw_http_build_101(char *out, size_t cap, const char accept[29])
                        "Connection: Upgrade\r\n"
                        "Sec-WebSocket-Accept: ");
         tw_out_put(&o, accept, strnlen(accept, 28));
+        if (protocol) {
+                tw_out_str(&o, "\r\nSec-WebSocket-Protocol: ");
+                tw_out_str(&o, protocol);
+        }
         tw_out_str(&o, "\r\n\r\n");
         return tw_out_len(&o);
 }
@@ -455,9 +460,12 @@ size_t tw_http_build_response(char *out, size_t cap, int status, const char *con
                 tw_out_str(&o, content_type);
                 tw_out_str(&o, "\r\n");
         }
-        tw_out_str(&o, "Content-Length: ");
-        put_uint(&o, body_len);
-        tw_out_str(&o, "\r\n");
+        /* 204 and 304 carry no body and no length (RFC 9110 8.6). */
+        if (status != 204 && status != 304) {
+                tw_out_str(&o, "Content-Length: ");
+                put_uint(&o, body_len);
+                tw_out_str(&o, "\r\n");
+        }
         if (close)
                 tw_out_str(&o, "Connection: close\r\n");
         if (extra)
@@ -475,6 +483,10 @@ const char *tw_http_reason(int status)
                 return "Switching Protocols";
         case 200:
                 return "OK";
+        case 204:
+                return "No Content";
+        case 304:
+                return "Not Modified";
         case 400:
                 return "Bad Request";
         case 401:
@@ -487,6 +499,8 @@ const char *tw_http_reason(int status)
                 return "Method Not Allowed";
         case 413:
                 return "Content Too Large";
+        case 415:
+                return "Unsupported Media Type";
         case 426:
                 return "Upgrade Required";
         case 431:
@@ -498,4 +512,74 @@ const char *tw_http_reason(int status)
         default:
                 return "Unknown";
         }
+}
+
+/* ---- Origin (DESIGN 6) ---- */
+
+static bool label_char(char ch)
+{
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               ch == '-';
+}
+
+/* Glob of p over s[0..n), case-insensitive, where '*' stands for one or more DNS labels
+ * ("a", "a.b", ...): it never swallows a scheme, a port or an empty label. */
+static bool glob(const char *p, const char *s, size_t n)
+{
+        for (; *p; p++, s++, n--) {
+                if (*p == '*') {
+                        /* Try every end of a run of labels, shortest first. */
+                        for (size_t k = 0; k < n && label_char(s[k]);) {
+                                while (k < n && label_char(s[k]))
+                                        k++;
+                                if (glob(p + 1, s + k, n - k))
+                                        return true;
+                                if (k < n && s[k] == '.' && k + 1 < n && label_char(s[k + 1]))
+                                        k++;
+                                else
+                                        break;
+                        }
+                        return false;
+                }
+                if (!n || lower(*p) != lower(*s))
+                        return false;
+        }
+        return n == 0;
+}
+
+bool tw_http_origin_match(tw_span origin, const char *pattern)
+{
+        const char *host = memmem(origin.p, origin.n, "://", 3);
+
+        if (strcmp(pattern, "*") == 0)
+                return true;
+        if (strstr(pattern, "://"))
+                return glob(pattern, origin.p, origin.n);
+        if (!host)
+                return false;
+        host += 3;
+        return glob(pattern, host, origin.n - (size_t)(host - origin.p));
+}
+
+bool tw_http_origin_allowed(const tw_http_request *req, const char (*patterns)[256], size_t n)
+{
+        const tw_span *origin = header_get_single(req, "origin");
+        const tw_span *host = header_get_single(req, "host");
+        const char *h;
+
+        if (!tw_http_header_get(req, "Origin"))
+                return true; /* not a browser */
+        if (!origin)
+                return false; /* two Origin headers: not something a browser sends */
+        h = memmem(origin->p, origin->n, "://", 3);
+        if (h && host) {
+                size_t hn = origin->n - (size_t)(h + 3 - origin->p);
+
+                if (hn == host->n && strncasecmp(h + 3, host->p, hn) == 0)
+                        return true; /* same origin: a page this server served */
+        }
+        for (size_t i = 0; i < n; i++)
+                if (tw_http_origin_match(*origin, patterns[i]))
+                        return true;
+        return false;
 }

@@ -81,7 +81,7 @@ void tw_histogram_observe(tw_histogram *h, uint64_t usec)
 
 static const char *const hs_reasons[] = {
     "bad_request", "not_upgrade", "too_large", "not_found", "timeout",
-    "limit",       "auth",        "tls",       "closed",
+    "limit",       "auth",        "tls",       "closed",    "origin",
 };
 _Static_assert(sizeof hs_reasons / sizeof hs_reasons[0] == TW_HS__COUNT, "hs_reasons");
 
@@ -226,6 +226,9 @@ size_t tw_metrics_render(tw_metrics *const *workers, size_t n, int draining, cha
                OFF(replays_incomplete));
         scalar(&b, w, n, "rate_limited_total", "counter",
                "Inbound messages and Pings refused by --max-message-rate.", OFF(rate_limited));
+        scalar(&b, w, n, "publish_duplicates_total", "counter",
+               "Publishes repeating a remembered id: answered, not published again.",
+               OFF(publish_duplicates));
         family(&b, "draining", "gauge", "1 while shutting down, else 0.");
         put(&b, "tickwire_draining %d\n", draining ? 1 : 0);
         family(&b, "workers", "gauge", "Worker threads.");

@@ -61,6 +61,7 @@
 
 #include "tickwire/auth.h"
 #include "tickwire/history.h"
+#include "tickwire/idem.h"
 #include "tickwire/server.h"
 
 #define TW_TOPIC_BUCKETS (1u << 17) /* hash buckets; chains stay short up to 100k topics */
@@ -96,6 +97,7 @@ typedef struct tw_topic {
         uint32_t subs;      /* subscribers on all workers */
         pthread_mutex_t mu; /* the sequencer: hist, subs, nsubs[] */
         tw_history hist;    /* hist.last is the topic's seq */
+        tw_idem *idem;      /* recent publish ids; NULL until the first */
         uint8_t name_len;
         char name[TW_TOPIC_MAX + 1];
         uint32_t nsubs[]; /* [nworkers]: subscribers per worker */
@@ -311,6 +313,7 @@ static tw_topic *topic_new(tw_server *srv, tw_span name, uint32_t hash)
 static void topic_destroy(tw_topic *t)
 {
         tw_history_free(&t->hist);
+        tw_idem_free(t->idem);
         pthread_mutex_destroy(&t->mu);
         free(t);
 }
@@ -520,8 +523,10 @@ static bool collect_size(tw_worker *w, tw_topic **pp, void *arg)
 {
         struct sizes *z = arg;
 
-        if ((*pp)->hist.bytes && z->n < z->cap)
-                z->v[z->n++] = (*pp)->hist.bytes;
+        uint64_t b = (*pp)->hist.bytes + tw_idem_bytes((*pp)->idem);
+
+        if (b && z->n < z->cap)
+                z->v[z->n++] = b;
         return false;
 }
 
@@ -535,9 +540,13 @@ static bool trim_to_level(tw_worker *w, tw_topic **pp, void *arg)
         tw_topic *t = *pp;
         uint32_t n = t->hist.n;
 
-        if (t->hist.bytes > tr->level) {
-                tr->freed += tw_history_trim(&t->hist, tr->level);
+        if (t->hist.bytes + tw_idem_bytes(t->idem) > tr->level) {
+                uint64_t ids = tw_idem_bytes(t->idem);
+
+                tr->freed += tw_history_trim(&t->hist, tr->level > ids ? tr->level - ids : 0);
                 tr->msgs += n - t->hist.n;
+                /* Ids of messages gone from the history go too, whatever their age. */
+                tr->freed += tw_idem_trim(t->idem, tw_history_oldest(&t->hist));
         }
         if (topic_idle(t)) {
                 topic_unlink(w, pp);
@@ -743,23 +752,29 @@ static void send_subscribed(tw_worker *w, tw_conn *c, tw_span topic, uint64_t se
 
 /* ---- publish ---- */
 
-/* Publishes data on topic `name`. Returns the seq, or a negative errno: -ENOSPC at the
- * topic cap, -ENOMEM. */
-static int64_t publish(tw_worker *w, tw_span name, tw_span data)
+int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, bool *dup)
 {
         tw_server *srv = w->srv;
         size_t cap = tw_topic_encode_max(name.n, data.n);
         tw_frame *f = tw_frame_alloc(cap);
-        uint64_t seq, freed;
+        uint64_t seq, freed, added, ids;
         int err = -ENOMEM;
         tw_topic *t;
 
+        *dup = false;
         if (!f)
                 return -ENOMEM;
         t = topic_lock(w, name, true, &err);
         if (!t) {
                 tw_frame_unref(f);
                 return err;
+        }
+        if (id.n && tw_idem_find(t->idem, id, w->now_ms, tw_history_oldest(&t->hist), &seq)) {
+                pthread_mutex_unlock(&t->mu);
+                tw_frame_unref(f);
+                *dup = true;
+                TW_INC(w->metrics.publish_duplicates);
+                return (int64_t)seq;
         }
         seq = t->hist.last + 1;
         f->len = (uint32_t)tw_topic_encode(f->data, cap, name, seq, data);
@@ -771,11 +786,20 @@ static int64_t publish(tw_worker *w, tw_span name, tw_span data)
                 tw_frame_unref(f);
                 return -ENOMEM;
         }
+        added = tw_history_cost(f);
+        if (id.n) {
+                /* Without memory for it the id is not remembered: a retry would publish
+                 * again. Rare, and the publish itself succeeded. */
+                ids = tw_idem_bytes(t->idem);
+                if (tw_idem_add(&t->idem, id, seq, w->now_ms, tw_history_oldest(&t->hist)) < 0)
+                        TW_INC(w->metrics.limit_hits);
+                added += tw_idem_bytes(t->idem) - ids; /* can be negative: wraps, as used */
+        }
         for (unsigned k = 0; k < srv->nworkers; k++)
                 if (t->nsubs[k] && post(w, k, t->id, f) < 0)
                         TW_INC(w->metrics.limit_hits); /* that worker misses it: a seq gap */
         pthread_mutex_unlock(&t->mu);
-        account(w, tw_history_cost(f), freed);
+        account(w, added, freed);
         tw_frame_unref(f);
         TW_INC(w->metrics.messages_published);
         if (atomic_load_explicit(&srv->topics->hist_bytes, memory_order_relaxed) >
@@ -794,24 +818,29 @@ static tw_span trim(const char *p, size_t n)
         return (tw_span){p, n};
 }
 
-int tw_topic_http_publish(tw_worker *w, tw_span topic, const char *body, size_t len, char *out,
-                          size_t cap, size_t *out_len)
+int tw_topic_http_publish(tw_worker *w, tw_span topic, tw_span id, const char *body, size_t len,
+                          char *out, size_t cap, size_t *out_len)
 {
         int status = 200, n;
+        bool dup;
         int64_t seq;
 
         if (!tw_topic_valid(topic)) {
                 status = 400;
                 n = snprintf(out, cap, "{\"error\":\"topic must be 1-128 of [A-Za-z0-9._:-]\"}");
+        } else if (id.n && (id.n > TW_NAME_MAX || !tw_topic_valid(id))) {
+                status = 400;
+                n = snprintf(out, cap, "{\"error\":\"id must be 1-64 of [A-Za-z0-9._:-]\"}");
         } else if (!tw_json_valid(body, len)) {
                 status = 400;
                 n = snprintf(out, cap, "{\"error\":\"body is not one valid JSON value\"}");
-        } else if ((seq = publish(w, topic, trim(body, len))) < 0) {
+        } else if ((seq = tw_topic_publish(w, topic, trim(body, len), id, &dup)) < 0) {
                 status = 503;
                 n = snprintf(out, cap, "{\"error\":\"%s\"}",
                              seq == -ENOSPC ? "too many topics" : "out of memory");
         } else {
-                n = snprintf(out, cap, "{\"seq\":%" PRId64 "}", seq);
+                n = snprintf(out, cap, "{\"seq\":%" PRId64 "%s}", seq,
+                             dup ? ",\"duplicate\":true" : "");
         }
         *out_len = n > 0 && (size_t)n < cap ? (size_t)n : 0;
         return status;
@@ -819,7 +848,8 @@ int tw_topic_http_publish(tw_worker *w, tw_span topic, const char *body, size_t 
 
 static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
 {
-        char buf[64 + TW_TOPIC_MAX];
+        char buf[96 + TW_TOPIC_MAX + TW_NAME_MAX];
+        bool dup;
         int64_t seq;
         int n;
 
@@ -828,20 +858,19 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
                 send_error(w, c, "forbidden", "not allowed to publish to this topic");
                 return;
         }
-        seq = publish(w, m->topic, m->data);
+        seq = tw_topic_publish(w, m->topic, m->data, m->id, &dup);
         if (seq < 0) {
                 send_topic_error(w, c, (int)seq);
                 return;
         }
         n = snprintf(buf, sizeof(buf),
-                     "{\"type\":\"published\",\"topic\":\"%.*s\",\"seq\":%" PRId64 "}",
-                     (int)m->topic.n, m->topic.p, seq);
+                     "{\"type\":\"published\",\"topic\":\"%.*s\",\"seq\":%" PRId64 "%s%.*s%s%s}",
+                     (int)m->topic.n, m->topic.p, seq, m->id.n ? ",\"id\":\"" : "", (int)m->id.n,
+                     m->id.p, m->id.n ? "\"" : "", dup ? ",\"duplicate\":true" : "");
         tw_conn_send_text(w, c, buf, (size_t)n);
 }
 
 /* ---- subscriptions ---- */
-
-
 
 static int subs_find(const struct tw_subs *s, const tw_topic *t)
 {

@@ -165,12 +165,12 @@ Test(http_upgrade, build_101)
         char out[256];
 
         cr_assert_eq(tw_ws_accept_key(TW_SPAN_LIT(KEY), accept), 0);
-        size_t n = tw_http_build_101(out, sizeof(out), accept);
+        size_t n = tw_http_build_101(out, sizeof(out), accept, NULL);
         cr_assert_eq(n, sizeof(want) - 1);
         cr_assert_eq(memcmp(out, want, n), 0);
 
         /* Exactly enough room is enough; one byte less is 0. */
-        cr_assert_eq(tw_http_build_101(out, n, accept), n);
+        cr_assert_eq(tw_http_build_101(out, n, accept, NULL), n);
         for (size_t cap = 0; cap < n; cap++)
-                cr_assert_eq(tw_http_build_101(out, cap, accept), 0, "cap %zu", cap);
+                cr_assert_eq(tw_http_build_101(out, cap, accept, NULL), 0, "cap %zu", cap);
 }

@@ -122,11 +122,11 @@ Test(metrics_render, every_label_value_present)
             "reason=\"bad_request\"", "reason=\"not_upgrade\"", "reason=\"too_large\"",
             "reason=\"not_found\"",   "reason=\"timeout\"",     "reason=\"limit\"",
             "reason=\"auth\"",        "reason=\"tls\"",         "reason=\"closed\"",
-            "code=\"1000\"",          "code=\"1001\"",          "code=\"1002\"",
-            "code=\"1003\"",          "code=\"1005\"",          "code=\"1006\"",
-            "code=\"1007\"",          "code=\"1008\"",          "code=\"1009\"",
-            "code=\"1010\"",          "code=\"1011\"",          "code=\"1013\"",
-            "code=\"other\"",
+            "reason=\"origin\"",      "code=\"1000\"",          "code=\"1001\"",
+            "code=\"1002\"",          "code=\"1003\"",          "code=\"1005\"",
+            "code=\"1006\"",          "code=\"1007\"",          "code=\"1008\"",
+            "code=\"1009\"",          "code=\"1010\"",          "code=\"1011\"",
+            "code=\"1013\"",          "code=\"other\"",
         };
         char *t = render(0);
         for (size_t i = 0; i < sizeof series / sizeof series[0]; i++)
@@ -271,10 +271,10 @@ Test(metrics_render, valid_exposition)
                         nsamples++;
                 }
         }
-        /* 24 families: 20 with one sample, 3 labelled (9 reasons, 13 codes, 2 actions) and
+        /* 25 families: 21 with one sample, 3 labelled (10 reasons, 13 codes, 2 actions) and
          * the histogram (21 buckets, _sum, _count) */
-        cr_expect_eq(ntyped, 24);
-        cr_expect_eq(nsamples, 20 + 9 + 13 + 2 + 23);
+        cr_expect_eq(ntyped, 25);
+        cr_expect_eq(nsamples, 21 + 10 + 13 + 2 + 23);
         regfree(&help);
         regfree(&type);
         regfree(&sample);

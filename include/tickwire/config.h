@@ -14,7 +14,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#define TW_MAX_LISTEN 4
+#define TW_MAX_LISTEN  4
+#define TW_MAX_ORIGINS 16
 
 enum tw_slow_policy { TW_SLOW_CONFLATE = 0, TW_SLOW_DISCONNECT = 1 };
 
@@ -59,7 +60,10 @@ typedef struct tw_config {
         const char *jwt_issuer;    /* required "iss"; NULL = not checked (needs jwt_secret) */
         uint64_t token_grace_ms;   /* open connection kept this long past its JWT's exp */
         const char *publish_token; /* bearer token for publishing; NULL = anyone */
-        char strings[6][512];      /* storage for values read from --config */
+        char origins[TW_MAX_ORIGINS][256]; /* --allowed-origin patterns (copied) */
+        unsigned norigins;
+        bool demo;            /* --demo: worker 0 publishes a synthetic market feed */
+        char strings[6][512]; /* storage for values read from --config */
 } tw_config;
 
 /* Fills the documented defaults (127.0.0.1:8080, 30 s / 90 s, tick 10 ms, ...). */

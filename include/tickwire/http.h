@@ -74,13 +74,26 @@ int tw_http_check_upgrade(const tw_http_request *req, tw_span *key);
  * characters and a NUL into out. Returns 0 or a negative errno. */
 int tw_ws_accept_key(tw_span key, char out[29]);
 
-/* Writes the 101 Switching Protocols response; returns its length or 0 if cap is short. */
-size_t tw_http_build_101(char *out, size_t cap, const char accept[29]);
+/* Writes the 101 Switching Protocols response, selecting `protocol` (NULL: none); returns
+ * its length or 0 if cap is short. */
+size_t tw_http_build_101(char *out, size_t cap, const char accept[29], const char *protocol);
 
 /* Writes a complete response with Content-Length; `extra` is "" or header lines each
  * ending in \r\n; `close` adds Connection: close. Returns its length or 0 if cap is short. */
 size_t tw_http_build_response(char *out, size_t cap, int status, const char *content_type,
                               const char *extra, const char *body, size_t body_len, bool close);
+
+/* Whether an Origin ("scheme://host[:port]") matches an --allowed-origin pattern: "*"
+ * alone matches any; a pattern with "://" is matched against the whole origin, one without
+ * against host[:port]; inside a pattern '*' stands for one or more DNS labels (the
+ * pattern https: + // + *.example.com matches https://a.example.com and
+ * https://a.b.example.com, not https://example.com). Case-insensitive. */
+bool tw_http_origin_match(tw_span origin, const char *pattern);
+
+/* DESIGN 6: a request without Origin (not a browser), one whose Origin's host[:port] is
+ * its Host (a page this server served), or one matching a pattern may use the server. A
+ * repeated Origin header is refused. */
+bool tw_http_origin_allowed(const tw_http_request *req, const char (*patterns)[256], size_t n);
 
 /* The reason phrase for a status code ("OK", "Bad Request", ...). */
 const char *tw_http_reason(int status);

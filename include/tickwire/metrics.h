@@ -32,6 +32,7 @@ enum tw_hs_fail {
         TW_HS_AUTH,        /* 401/403 */
         TW_HS_TLS,         /* TLS handshake failed */
         TW_HS_CLOSED,      /* peer went away mid-handshake */
+        TW_HS_ORIGIN,      /* 403: an Origin not allowed (DESIGN 6) */
         TW_HS__COUNT
 };
 
@@ -87,6 +88,7 @@ typedef struct tw_metrics {
         tw_counter history_trimmed;    /* messages dropped by --max-history-bytes */
         tw_counter replays_incomplete; /* `since` replays answered recovered:false */
         tw_counter rate_limited;       /* messages refused by --max-message-rate */
+        tw_counter publish_duplicates; /* publishes answered from their id, not published */
         tw_histogram detection;
 } tw_metrics;
 

@@ -88,7 +88,8 @@ typedef struct tw_worker {
 
         tw_metrics metrics;
         pthread_t thread;
-        bool running; /* thread created (joined by tw_server_join) */
+        bool running;         /* thread created (joined by tw_server_join) */
+        struct tw_demo *demo; /* worker 0 with --demo: the synthetic feed */
 } tw_worker;
 
 struct tw_server {

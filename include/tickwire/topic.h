@@ -40,9 +40,16 @@ void tw_topic_free(struct tw_server *srv);
 /* subscribe / unsubscribe / publish from a WebSocket client. */
 void tw_topic_on_message(struct tw_worker *w, tw_conn *c, const tw_msg *m);
 
-/* POST /publish?topic=T: fills status and a JSON body ({"seq":S} or an error). */
-int tw_topic_http_publish(struct tw_worker *w, tw_span topic, const char *body, size_t len,
-                          char *out, size_t cap, size_t *out_len);
+/* Publishes data (one JSON value, verbatim) on topic `name`; with an `id`, a repeat of one
+ * the topic remembers (include/tickwire/idem.h) is not published again: *dup is set and
+ * the original seq returned. Returns the seq, or a negative errno: -ENOSPC at
+ * --max-topics, -ENOMEM. */
+int64_t tw_topic_publish(struct tw_worker *w, tw_span name, tw_span data, tw_span id, bool *dup);
+
+/* POST /publish?topic=T[&id=I]: fills status and a JSON body ({"seq":S}, with
+ * "duplicate":true when id repeats a publish the topic remembers, or an error). */
+int tw_topic_http_publish(struct tw_worker *w, tw_span topic, tw_span id, const char *body,
+                          size_t len, char *out, size_t cap, size_t *out_len);
 
 /* c's token was replaced: drop the subscriptions its grant no longer allows, telling the
  * client with a `forbidden` error naming each topic. */

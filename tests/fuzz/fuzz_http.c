@@ -167,7 +167,7 @@ static void check_helpers(const tw_http_request *req, const char *b, size_t h)
                 if (tw_ws_accept_key(key, accept) != 0 || strlen(accept) != 28)
                         FAIL("accept key");
                 char resp[256];
-                if (tw_http_build_101(resp, sizeof(resp), accept) == 0)
+                if (tw_http_build_101(resp, sizeof(resp), accept, NULL) == 0)
                         FAIL("101 does not fit");
         }
 

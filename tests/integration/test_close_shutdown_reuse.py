@@ -12,7 +12,7 @@ import unittest
 from twtest import Server, read_response
 
 BAD = (b"POST /publish?topic=%s HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
-       b"Connection: close\r\n\r\n1" % (b"x" * 129))
+       b"Content-Type: application/json\r\nConnection: close\r\n\r\n1" % (b"x" * 129))
 
 
 class ShutdownReuse(unittest.TestCase):

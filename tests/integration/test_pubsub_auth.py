@@ -10,7 +10,8 @@ from twtest import Server, WS, http
 
 def post(port, path, body, extra=""):
     return http(port, ("POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n%s"
-                       "Connection: close\r\n\r\n" % (path, len(body), extra)).encode() + body)
+                       "Content-Type: application/json\r\nConnection: close\r\n\r\n"
+                       % (path, len(body), extra)).encode() + body)
 
 
 class PublishAuth(unittest.TestCase):

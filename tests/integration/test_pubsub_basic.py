@@ -12,6 +12,7 @@ from twtest import Server, WS, http, metrics
 
 def publish_http(port, topic, body, extra=""):
     raw = ("POST /publish?topic=%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n%s"
+           "Content-Type: application/json\r\n"
            "Connection: close\r\n\r\n" % (topic, len(body), extra)).encode() + body
     return http(port, raw)
 
@@ -79,8 +80,13 @@ class PubSub(unittest.TestCase):
         self.assertEqual(publish_http(self.port, "bad%20topic", b"1")[0], 400)
         self.assertEqual(publish_http(self.port, "x" * 129, b"1")[0], 400)
         st, _, _ = http(self.port, b"POST /publish HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
-                        b"Connection: close\r\n\r\n1")
+                        b"Content-Type: application/json\r\nConnection: close\r\n\r\n1")
         self.assertEqual(st, 400)
+        # Not JSON content (a no-CORS form post can send text/plain): 415 (DESIGN 6).
+        st, _, _ = http(self.port, b"POST /publish?topic=ok HTTP/1.1\r\nHost: t\r\n"
+                        b"Content-Type: text/plain\r\nContent-Length: 1\r\n"
+                        b"Connection: close\r\n\r\n1")
+        self.assertEqual(st, 415)
 
     def test_bad_topic(self):
         w = self.ws()
