@@ -404,12 +404,13 @@ class Tickwire extends Emitter {
    * @param {any} data
    * @param {{id?: string, timeout?: number}} [options] id: your own idempotency id
    *   (1-64 of [A-Za-z0-9._:-]); timeout: ms, overrides `publishTimeout`
-   * @returns {Promise<{seq: number, duplicate: boolean}>} rejects with a TickwireError:
+   * @returns {Promise<{seq: number, duplicate: boolean}>} (a publish left unawaited
+   *   never becomes an unhandled rejection) rejects with a TickwireError:
    *   `forbidden`, `unavailable`, `rate_limited`, `too_many_topics`, `queue_overflow`,
    *   `closed`, `timeout`, `bad_topic`, `bad_data`, `bad_id`, ...
    */
   publish(topic, data, options = {}) {
-    return new Promise((resolve, reject) => {
+    const promise = new Promise((resolve, reject) => {
       if (this._state === "closed")
         return reject(new TickwireError("closed", "this Tickwire is closed", { topic }));
       if (typeof topic !== "string" || !TOPIC_RE.test(topic))
@@ -436,6 +437,10 @@ class Tickwire extends Emitter {
       if (this._ready) this._sendPub(p);
       else this._boundQueue();
     });
+    // A publish nobody awaits must not become an unhandled rejection (in Node, a crash)
+    // when it fails: the caller's own chains still see the error.
+    promise.catch(() => {});
+    return promise;
   }
 
   // ---- connection ----
@@ -536,8 +541,9 @@ class Tickwire extends Emitter {
     if (this._state === "closed") return;
     this._detach(1000, reason);
     if (isTerminal(code)) return this._finish(code, reason);
-    const attempt = ++this._failures;
+    const attempt = this._failures + 1;
     if (attempt > this._maxRetries) return this._finish(code, reason);
+    this._failures = attempt;
     const delay = hint ?? backoffDelay(attempt, this._backoff.base, this._backoff.max, this._random);
     this._urlIndex = (this._urlIndex + 1) % this._urls.length;
     this._setState("reconnecting", { attempt, delay, code, reason, url: this.url });
@@ -789,11 +795,12 @@ class Tickwire extends Emitter {
     }
     ts.drained = false;
     ts.epoch = m.epoch;
+    // Without since, or in a new epoch, the server sent only the snapshot (seq = m.seq):
+    // anything else held was still in flight from before and belongs to no epoch we know.
+    const snapshotOnly = !ts.since || !same;
     for (const x of buf) {
       if (x.seq <= ts.seq) continue;
-      // Without since the server sends only the snapshot (seq = m.seq): older ones held
-      // were still in flight from before and are not part of this subscription.
-      if (!ts.since && x.seq < m.seq) continue;
+      if (snapshotOnly && x.seq !== m.seq) continue;
       if (gaps && x.seq > ts.seq + 1) this._gap(ts, ts.seq + 1, x.seq - 1, reason);
       this._deliver(ts, x);
     }
