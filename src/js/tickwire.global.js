@@ -290,7 +290,7 @@ class Tickwire extends Emitter {
 
     this._onOnline = () => {
       if (this._state === "reconnecting") this.connect();
-      else if (this._ready) this._probe();
+      else if (this._ready) this._ping(); // the network changed: prove the connection
     };
     this._onVisible = () => {
       const d = globalThis.document;
@@ -345,7 +345,7 @@ class Tickwire extends Emitter {
    */
   close() {
     if (this._state === "closed") return;
-    this._detach(1000, "client closed");
+    this._detach(true);
     this._finish(1000, "close()");
   }
 
@@ -454,6 +454,7 @@ class Tickwire extends Emitter {
     const gen = ++this._gen;
     const url = this._urls[this._urlIndex];
     this._setState("connecting", { attempt: this._failures, url });
+    if (gen !== this._gen) return; // a state listener closed or dropped it
     // The handshake (token included) gets one heartbeat timeout, like silence does.
     this._timers.hb = setTimeout(() => {
       if (gen === this._gen && !this._ready) this._lost(1006, "connect timeout");
@@ -544,7 +545,7 @@ class Tickwire extends Emitter {
   /** Ends the current connection (if any) and either reconnects or finishes. */
   _lost(code, reason, hint) {
     if (this._state === "closed") return;
-    this._detach(1000, reason);
+    this._detach(false, reason);
     if (isTerminal(code)) return this._finish(code, reason);
     const attempt = this._failures + 1;
     if (attempt > this._maxRetries) return this._finish(code, reason);
@@ -559,8 +560,11 @@ class Tickwire extends Emitter {
     }, delay);
   }
 
-  /** Forgets the current socket and everything that lived on it. */
-  _detach(code, reason) {
+  /**
+   * Forgets the current socket and everything that lived on it. `graceful`: a Close
+   * handshake (close()); otherwise the socket is given up at once (npm ws: terminate).
+   */
+  _detach(graceful, reason) {
     this._gen++;
     this._ready = false;
     for (const k of Object.keys(this._timers)) this._clearTimer(k);
@@ -571,8 +575,8 @@ class Tickwire extends Emitter {
       ws.onopen = ws.onmessage = ws.onclose = noop;
       ws.onerror = noop; // npm ws throws an 'error' nobody listens to
       try {
-        if (typeof ws.terminate === "function") ws.terminate();
-        else ws.close(code, String(reason || "").slice(0, 100));
+        if (!graceful && typeof ws.terminate === "function") ws.terminate();
+        else ws.close(1000, graceful ? "close()" : String(reason || "").slice(0, 100));
       } catch {
         // already closing
       }
@@ -644,11 +648,6 @@ class Tickwire extends Emitter {
     if (this._pings.size > 16) this._pings.delete(this._pings.keys().next().value);
     this._expect.push({ kind: "ping", time: t });
     this._send({ type: "ping", time: t });
-  }
-
-  /** Pings at once (the network may have changed) without moving any deadline. */
-  _probe() {
-    this._ping();
   }
 
   _hbSchedule(now) {

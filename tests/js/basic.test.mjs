@@ -16,7 +16,7 @@ after(async () => {
 
 const opts = (extra = {}) => ({ WebSocket, heartbeat: { interval: 200, timeout: 600 }, ...extra });
 
-test('connects: connecting then open, tickwire.v1 selected, pings measure the RTT', async () => {
+test('connects: connecting then open, tickwire.v1 selected, pings measure the RTT', { timeout: 20000 }, async () => {
   const tw = new Tickwire(srv.url, opts());
   const states = recordStates(tw);
   const pongs = [];
@@ -38,7 +38,7 @@ test('connects: connecting then open, tickwire.v1 selected, pings measure the RT
   assert.equal(states.list.at(-1).info.code, 1000);
 });
 
-test('subscribe with snapshot: the last value first, then every message once, in order', async () => {
+test('subscribe with snapshot: the last value first, then every message once, in order', { timeout: 20000 }, async () => {
   for (let i = 1; i <= 3; i++) await httpPublish(srv, 'snap.a', { i });
   const tw = new Tickwire(srv.url, opts());
   const sub = tw.subscribe('snap.a', { snapshot: true });
@@ -64,7 +64,7 @@ test('subscribe with snapshot: the last value first, then every message once, in
   tw.close();
 });
 
-test('publish resolves {seq, duplicate}; the same id is applied once', async () => {
+test('publish resolves {seq, duplicate}; the same id is applied once', { timeout: 20000 }, async () => {
   const tw = new Tickwire(srv.url, opts());
   const c = collect(tw.subscribe('pub.a'));
   await until(() => c.subscribed.length === 1);
@@ -86,7 +86,7 @@ test('publish resolves {seq, duplicate}; the same id is applied once', async () 
   await assert.rejects(tw.publish('pub.a', 1), { code: 'closed' });
 });
 
-test('publish ids are random and within the server alphabet', async () => {
+test('publish ids are random and within the server alphabet', { timeout: 20000 }, async () => {
   const { spyWebSocket } = await import('./helpers.mjs');
   const spy = spyWebSocket();
   const tw = new Tickwire(srv.url, opts({ WebSocket: spy.WebSocket }));
@@ -97,7 +97,7 @@ test('publish ids are random and within the server alphabet', async () => {
   tw.close();
 });
 
-test('several handles share a topic; unsubscribe stops one, the last ends it', async () => {
+test('several handles share a topic; unsubscribe stops one, the last ends it', { timeout: 20000 }, async () => {
   const spy = (await import('./helpers.mjs')).spyWebSocket();
   const tw = new Tickwire(srv.url, opts({ WebSocket: spy.WebSocket }));
   const s1 = tw.subscribe('share.a');
@@ -122,7 +122,7 @@ test('several handles share a topic; unsubscribe stops one, the last ends it', a
   tw.close();
 });
 
-test('a listener that throws is reported as an error event, delivery goes on', async () => {
+test('a listener that throws is reported as an error event, delivery goes on', { timeout: 20000 }, async () => {
   const tw = new Tickwire(srv.url, opts());
   const errors = [];
   tw.on('error', (e) => errors.push(e));
@@ -149,7 +149,7 @@ test('a listener that throws is reported as an error event, delivery goes on', a
   tw.close();
 });
 
-test('GET /tickwire.js serves this file', async () => {
+test('GET /tickwire.js serves this file', { timeout: 20000 }, async () => {
   const r = await fetch(`${srv.http}/tickwire.js`);
   assert.equal(r.status, 200);
   assert.match(r.headers.get('content-type'), /^text\/javascript/);
@@ -158,7 +158,7 @@ test('GET /tickwire.js serves this file', async () => {
   assert.equal(body, readFileSync(LIB, 'utf8'), 'rebuild the server: it embeds src/js at build time');
 });
 
-test('a raw client sees the frames the library relies on', async () => {
+test('a raw client sees the frames the library relies on', { timeout: 20000 }, async () => {
   // The library's contract with the server, checked directly (DESIGN 5).
   const c = await rawClient(srv.url);
   const s = await c.subscribe('raw.a', { snapshot: true });

@@ -18,12 +18,12 @@ after(async () => {
   await srv.stop();
 });
 
-test('tickwire.global.js is generated from tickwire.js (node tests/js/make-global.mjs)', () => {
+test('tickwire.global.js is generated from tickwire.js (node tests/js/make-global.mjs)', { timeout: 20000 }, () => {
   const want = makeGlobal(readFileSync(join(ROOT, 'src', 'js', 'tickwire.js'), 'utf8'));
   assert.equal(readFileSync(GLOBAL, 'utf8'), want, 'stale: run node tests/js/make-global.mjs');
 });
 
-test('as a classic script it defines window.Tickwire, which works against the server', async () => {
+test('as a classic script it defines window.Tickwire, which works against the server', { timeout: 20000 }, async () => {
   const window = {
     WebSocket,
     setTimeout,
@@ -51,7 +51,7 @@ test('as a classic script it defines window.Tickwire, which works against the se
   tw.close();
 });
 
-test('the server serves the twin at /tickwire.global.js', async () => {
+test('the server serves the twin at /tickwire.global.js', { timeout: 20000 }, async () => {
   const r = await fetch(`${srv.http}/tickwire.global.js`);
   assert.equal(r.status, 200);
   assert.match(r.headers.get('content-type'), /^text\/javascript/);

@@ -14,7 +14,7 @@ after(async () => {
   for (const f of cleanup.reverse()) await f();
 });
 
-test('SIGSTOP: dead inside [timeout, timeout + interval], back after SIGCONT, resumed', async (t) => {
+test('SIGSTOP: dead inside [timeout, timeout + interval], back after SIGCONT, resumed', { timeout: 20000 }, async (t) => {
   const srv = await startServer([]);
   cleanup.push(() => srv.stop());
   const tw = new Tickwire(srv.url, {
@@ -58,7 +58,7 @@ test('SIGSTOP: dead inside [timeout, timeout + interval], back after SIGCONT, re
   tw.close();
 });
 
-test('a blocked event loop (a throttled tab) longer than the timeout does not kill a live connection', async (t) => {
+test('a blocked event loop (a throttled tab) longer than the timeout does not kill a live connection', { timeout: 20000 }, async (t) => {
   const srv = await startServer([]);
   cleanup.push(() => srv.stop());
   const tw = new Tickwire(srv.url, { WebSocket, heartbeat: { interval: INTERVAL, timeout: TIMEOUT } });
@@ -80,7 +80,7 @@ test('a blocked event loop (a throttled tab) longer than the timeout does not ki
   tw.close();
 });
 
-test('a late timer still declares a dead connection dead (after one grace)', async (t) => {
+test('a late timer still declares a dead connection dead (after one grace)', { timeout: 20000 }, async (t) => {
   const srv = await startServer([]);
   cleanup.push(() => srv.stop());
   const tw = new Tickwire(srv.url, { WebSocket, heartbeat: { interval: INTERVAL, timeout: TIMEOUT } });
@@ -101,7 +101,7 @@ test('a late timer still declares a dead connection dead (after one grace)', asy
   tw.close();
 });
 
-test('an online event reconnects at once instead of waiting the delay', async () => {
+test('an online event reconnects at once instead of waiting the delay', { timeout: 20000 }, async () => {
   const srv = await startServer([]);
   cleanup.push(() => srv.stop());
   const target = new EventTarget();

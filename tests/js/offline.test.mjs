@@ -30,7 +30,7 @@ async function setup(extra = {}) {
   return { srv, proxy, spy, tw, states, monitor };
 }
 
-test('publishes made offline are sent after the resubscribes and applied once, in order', async () => {
+test('publishes made offline are sent after the resubscribes and applied once, in order', { timeout: 20000 }, async () => {
   const { srv, proxy, spy, tw, states, monitor } = await setup();
   await monitor.subscribe('off.a');
   const sub = tw.subscribe('off.a');
@@ -62,7 +62,7 @@ test('publishes made offline are sent after the resubscribes and applied once, i
   tw.close();
 });
 
-test('an ack lost with the connection: re-sent with the same id, answered duplicate, applied once', async () => {
+test('an ack lost with the connection: re-sent with the same id, answered duplicate, applied once', { timeout: 20000 }, async () => {
   const { srv, proxy, spy, tw, states, monitor } = await setup();
   await monitor.subscribe('ack.a');
   await states.next('open');
@@ -86,7 +86,7 @@ test('an ack lost with the connection: re-sent with the same id, answered duplic
   tw.close();
 });
 
-test('queue.max bounds the offline queue: the oldest are rejected with queue_overflow', async () => {
+test('queue.max bounds the offline queue: the oldest are rejected with queue_overflow', { timeout: 20000 }, async () => {
   const { srv, proxy, tw, states, monitor } = await setup({ queue: { max: 3 } });
   await monitor.subscribe('q.a');
   await states.next('open');
@@ -117,7 +117,7 @@ test('queue.max bounds the offline queue: the oldest are rejected with queue_ove
   tw.close();
 });
 
-test('publish timeout rejects with timeout; close() rejects the rest with closed', async () => {
+test('publish timeout rejects with timeout; close() rejects the rest with closed', { timeout: 20000 }, async () => {
   const { proxy, tw, states } = await setup();
   await states.next('open');
   proxy.setTarget(null);

@@ -32,7 +32,7 @@ async function fakeServer(onConn) {
   return { url: `ws://127.0.0.1:${wss.address().port}/ws`, conns };
 }
 
-test('resync: gap to an unknown end, resubscribe with snapshot, continue in the new epoch', async () => {
+test('resync: gap to an unknown end, resubscribe with snapshot, continue in the new epoch', { timeout: 20000 }, async () => {
   const fake = await fakeServer((c) => {
     c.onFrame = (m) => {
       if (m.type !== 'subscribe') return;
@@ -68,7 +68,7 @@ test('resync: gap to an unknown end, resubscribe with snapshot, continue in the 
   tw.close();
 });
 
-test('close codes: 4000-4099 end for good, 4100 and 1001 without a hint back off', async () => {
+test('close codes: 4000-4099 end for good, 4100 and 1001 without a hint back off', { timeout: 20000 }, async () => {
   const codes = [4100, 1001, 4040];
   const fake = await fakeServer((c, n) => setTimeout(() => c.ws.close(codes[n - 1], n === 2 ? 'not json' : ''), 20));
   const tw = new Tickwire(fake.url, { WebSocket, backoff: { base: 30, max: 60 } });
@@ -82,7 +82,7 @@ test('close codes: 4000-4099 end for good, 4100 and 1001 without a hint back off
   assert.equal(fake.conns.length, 3);
 });
 
-test('a frame that is not JSON is reported, the connection goes on', async () => {
+test('a frame that is not JSON is reported, the connection goes on', { timeout: 20000 }, async () => {
   const fake = await fakeServer((c) => {
     c.send('not json');
     c.send({ type: 'future_thing', x: 1 }); // unknown types are ignored
@@ -96,7 +96,7 @@ test('a frame that is not JSON is reported, the connection goes on', async () =>
   tw.close();
 });
 
-test('several URLs are tried in turn', async () => {
+test('several URLs are tried in turn', { timeout: 20000 }, async () => {
   const srv = await startServer([]);
   cleanup.push(() => srv.stop());
   const dead = await startProxy(null);
@@ -112,7 +112,7 @@ test('several URLs are tried in turn', async () => {
   tw.close();
 });
 
-test('relative and http URLs are resolved against the page', async () => {
+test('relative and http URLs are resolved against the page', { timeout: 20000 }, async () => {
   globalThis.location = { href: 'https://example.test/app/page.html' };
   try {
     const urls = [];

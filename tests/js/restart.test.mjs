@@ -12,7 +12,7 @@ after(async () => {
   for (const f of cleanup.reverse()) await f();
 });
 
-test('SIGTERM: 1001 with retry_ms is waited exactly, then the topic resumes with no gap', async () => {
+test('SIGTERM: 1001 with retry_ms is waited exactly, then the topic resumes with no gap', { timeout: 20000 }, async () => {
   let a = await startServer(['--reconnect-spread', '1500ms', '--drain-timeout', '1s']);
   const proxy = await startProxy(a.port);
   cleanup.push(() => proxy.close());
@@ -64,7 +64,7 @@ test('SIGTERM: 1001 with retry_ms is waited exactly, then the topic resumes with
   a = null;
 });
 
-test('kill -9: backoff inside its full-jitter windows, then new epoch: snapshot and gap', async () => {
+test('kill -9: backoff inside its full-jitter windows, then new epoch: snapshot and gap', { timeout: 20000 }, async () => {
   const a = await startServer([]);
   const proxy = await startProxy(a.port);
   cleanup.push(() => proxy.close());
@@ -128,7 +128,7 @@ test('kill -9: backoff inside its full-jitter windows, then new epoch: snapshot 
   tw.close();
 });
 
-test('the attempt counter resets once a connection stayed open resetAfter ms', async () => {
+test('the attempt counter resets once a connection stayed open resetAfter ms', { timeout: 20000 }, async () => {
   const a = await startServer([]);
   cleanup.push(() => a.stop());
   const proxy = await startProxy(a.port);

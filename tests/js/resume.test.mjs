@@ -22,7 +22,7 @@ async function publishMany(pub, topic, n, { every = 0, size = 0 } = {}) {
   await pub.next((m) => m.type === 'published' && m.id === `${topic}-${n}`, 20000);
 }
 
-test('cut three times mid-stream: recovered:true each time, every seq exactly once', async (t) => {
+test('cut three times mid-stream: recovered:true each time, every seq exactly once', { timeout: 20000 }, async (t) => {
   const srv = await startServer([]);
   cleanup.push(() => srv.stop());
   const proxy = await startProxy(srv.port);
@@ -85,7 +85,7 @@ async function slowReader(flags, n, size) {
   return { srv, tw, spy, sub, c };
 }
 
-test('a seq jump (the server conflated a slow reader) is recovered with since, no gap', async (t) => {
+test('a seq jump (the server conflated a slow reader) is recovered with since, no gap', { timeout: 20000 }, async (t) => {
   const N = 3000;
   const { tw, spy, sub, c } = await slowReader(['--history', '4096'], N, 4000);
   await until(() => sub.seq === N && sub.state === 'live', 10000, `seq ${N}`);
@@ -100,7 +100,7 @@ test('a seq jump (the server conflated a slow reader) is recovered with since, n
   tw.close();
 });
 
-test('jumps the history cannot cover: gaps name exactly the missing seqs', async (t) => {
+test('jumps the history cannot cover: gaps name exactly the missing seqs', { timeout: 20000 }, async (t) => {
   const N = 3000;
   const { tw, spy, sub, c } = await slowReader(['--history', '16'], N, 4000);
   await until(() => sub.seq === N && sub.state === 'live', 10000, `seq ${N}`);

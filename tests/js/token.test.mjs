@@ -16,7 +16,7 @@ after(async () => {
 const now = () => Math.floor(Date.now() / 1000);
 const claims = (extra) => ({ sub: 'alice', subs: ['*'], pubs: ['*'], exp: now() + 60, ...extra });
 
-test('token() for every connection; token_expired is refreshed in place, the session goes on', async (t) => {
+test('token() for every connection; token_expired is refreshed in place, the session goes on', { timeout: 20000 }, async (t) => {
   const srv = await startServer(['--jwt-secret', SECRET, '--token-grace', '1s']);
   cleanup.push(() => srv.stop());
   const calls = [];
@@ -59,7 +59,7 @@ test('token() for every connection; token_expired is refreshed in place, the ses
   tw.close();
 });
 
-test('a refused refresh: bad_token, then 4001 closes for good', async () => {
+test('a refused refresh: bad_token, then 4001 closes for good', { timeout: 20000 }, async () => {
   const srv = await startServer(['--jwt-secret', SECRET, '--token-grace', '500ms']);
   cleanup.push(() => srv.stop());
   let n = 0;
@@ -83,7 +83,7 @@ test('a refused refresh: bad_token, then 4001 closes for good', async () => {
   await assert.rejects(tw.publish('x', 1), { code: 'closed' });
 });
 
-test('forbidden goes to the publish or subscription it answers; the others succeed', async () => {
+test('forbidden goes to the publish or subscription it answers; the others succeed', { timeout: 20000 }, async () => {
   const srv = await startServer(['--jwt-secret', SECRET]);
   cleanup.push(() => srv.stop());
   const tw = new Tickwire(srv.url, {
@@ -113,7 +113,7 @@ test('forbidden goes to the publish or subscription it answers; the others succe
   tw.close();
 });
 
-test('1008 (rate abuse) is terminal: pending publishes rejected, no reconnect', async () => {
+test('1008 (rate abuse) is terminal: pending publishes rejected, no reconnect', { timeout: 20000 }, async () => {
   const srv = await startServer(['--max-message-rate', '10/s']);
   cleanup.push(() => srv.stop());
   const tw = new Tickwire(srv.url, { WebSocket, backoff: { base: 20, max: 50 } });
@@ -131,7 +131,7 @@ test('1008 (rate abuse) is terminal: pending publishes rejected, no reconnect', 
   assert.equal(states.list.filter((s) => s.state === 'reconnecting').length, 0);
 });
 
-test('maxRetries: that many failed attempts, then closed', async () => {
+test('maxRetries: that many failed attempts, then closed', { timeout: 20000 }, async () => {
   const proxy = await startProxy(null); // refuses every connection
   cleanup.push(() => proxy.close());
   const tw = new Tickwire(proxy.url, { WebSocket, maxRetries: 3, backoff: { base: 20, max: 40 } });
