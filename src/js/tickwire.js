@@ -373,7 +373,6 @@ class Tickwire extends Emitter {
         since: false, // the last of them resumed with since
         buffer: [], // messages held while a subscribe is answered
         last: null, // last delivered message
-        drained: false, // the last connection ended in step with a server's 1001
         retry: null, // timer of a retried subscribe
       };
       this._topics.set(topic, ts);
@@ -501,9 +500,6 @@ class Tickwire extends Emitter {
         }
       }
       this._ws = null;
-      // Going Away: the server sent everything it had queued before its Close (DESIGN 4),
-      // so topics in step at this moment missed nothing of their epoch.
-      if (code === 1001) for (const ts of this._topics.values()) ts.drained = ts.live && !ts.awaiting;
       this._lost(code, reason, hint);
     };
     // Node's npm ws surfaces protocol Pings/Pongs; any inbound frame proves liveness.
@@ -782,17 +778,15 @@ class Tickwire extends Emitter {
     ts.buffer = [];
     ts.live = true;
     const same = ts.epoch === m.epoch;
-    // A resume reports what it missed: in the same epoch, the holes; in a new one (the
-    // topic was recreated, e.g. the server restarted), the unknown rest of the old epoch
-    // (unless the old connection ended with the server's 1001 drain, which delivered all
-    // of it) and the new epoch's messages before the first one delivered.
-    const gaps = ts.since;
-    const reason = same ? "history" : "epoch";
+    // A resume reports what it missed: in the same epoch, exactly the holes; across a new
+    // epoch (the topic was recreated: the server restarted, a broker lost it) one gap to an
+    // unknown end, since nobody can say what the old epoch held after our last seq. The
+    // new epoch then starts from its snapshot, as a first subscribe does.
+    const gaps = ts.since && same;
     if (ts.epoch !== null && !same) {
-      if (ts.since && !ts.drained) this._gap(ts, ts.seq + 1, null, "epoch");
+      if (ts.since) this._gap(ts, ts.seq + 1, null, "epoch");
       ts.seq = 0;
     }
-    ts.drained = false;
     ts.epoch = m.epoch;
     // Without since, or in a new epoch, the server sent only the snapshot (seq = m.seq):
     // anything else held was still in flight from before and belongs to no epoch we know.
@@ -800,11 +794,11 @@ class Tickwire extends Emitter {
     for (const x of buf) {
       if (x.seq <= ts.seq) continue;
       if (snapshotOnly && x.seq !== m.seq) continue;
-      if (gaps && x.seq > ts.seq + 1) this._gap(ts, ts.seq + 1, x.seq - 1, reason);
+      if (gaps && x.seq > ts.seq + 1) this._gap(ts, ts.seq + 1, x.seq - 1, "history");
       this._deliver(ts, x);
     }
     if (m.seq > ts.seq) {
-      if (gaps) this._gap(ts, ts.seq + 1, m.seq, reason);
+      if (gaps) this._gap(ts, ts.seq + 1, m.seq, "history");
       ts.seq = m.seq;
     }
     for (const s of ts.subs)
