@@ -164,7 +164,8 @@ class Emitter {
  *    `recovered` is true/false after a resume with `since`, undefined on a first one.
  *    It comes after the snapshot or replayed messages it covers were delivered;
  *  - `gap` ({from, to, epoch, reason}): messages from..to (inclusive) of `epoch` that were
- *    lost for good; `to` is null when unknown (the topic's epoch changed, or `resync`).
+ *    lost for good; `to` is null when unknown (the topic's epoch changed, or `resync`):
+ *    then from `from` on, how many (possibly none) nobody can say.
  *    reason: "history" (no longer in the server's history), "epoch" (the topic was
  *    recreated, e.g. the server restarted), "resync" (the server said so);
  *  - `error` (TickwireError): the server refused the subscription (`forbidden`,
@@ -223,7 +224,7 @@ class Subscription extends Emitter {
  *  - `error` (TickwireError): something the page should know but that stops nothing:
  *    a listener threw (`listener`, with `cause`), `token()` failed (`token`), a refresh was
  *    refused (`bad_token`), an unparseable frame (`bad_message`), a server error tied to
- *    no request (`server`).
+ *    no request (`server`), an exception inside the library itself (`internal`).
  */
 class Tickwire extends Emitter {
   /**
@@ -288,14 +289,14 @@ class Tickwire extends Emitter {
     this._pings = new Map(); // ping time value -> monotonic send time
     this._lastPingTime = 0;
 
-    this._onOnline = () => {
+    this._onOnline = this._safe(() => {
       if (this._state === "reconnecting") this.connect();
       else if (this._ready) this._ping(); // the network changed: prove the connection
-    };
-    this._onVisible = () => {
+    });
+    this._onVisible = this._safe(() => {
       const d = globalThis.document;
       if (this._ready && d && d.visibilityState === "visible") this._hbCheck(this._gen);
-    };
+    });
     if (typeof globalThis.addEventListener === "function")
       globalThis.addEventListener("online", this._onOnline);
     const doc = globalThis.document;
@@ -303,7 +304,7 @@ class Tickwire extends Emitter {
       doc.addEventListener("visibilitychange", this._onVisible);
 
     // Connect on the next microtask, so listeners added right after `new` see "connecting".
-    if (options.connect !== false) queueMicrotask(() => this._state === "idle" && this.connect());
+    if (options.connect !== false) this._soon(() => this._state === "idle" && this.connect());
   }
 
   /** "idle" (before connecting), "connecting", "open", "reconnecting" or "closed". */
@@ -390,7 +391,7 @@ class Tickwire extends Emitter {
     } else if (ts.live && !ts.awaiting) {
       // The topic is live already: this handle starts from what the library has.
       const last = ts.last;
-      queueMicrotask(() => {
+      this._soon(() => {
         if (sub._closed) return;
         if (options.snapshot && last) sub._emit("message", last);
         sub._emit("subscribed", { seq: ts.seq, epoch: ts.epoch, recovered: undefined });
@@ -433,7 +434,7 @@ class Tickwire extends Emitter {
       const p = { topic, json, id, resolve, reject, sent: false, timer: null };
       const timeout = options.timeout ?? this._publishTimeout;
       if (Number.isFinite(timeout))
-        p.timer = setTimeout(() => {
+        p.timer = this._later(() => {
           const what = p.sent ? "sent, no answer yet: it may still be applied" : "still queued";
           this._settlePub(p, new TickwireError("timeout", `publish timed out (${what})`, { topic, id }));
         }, timeout);
@@ -455,7 +456,7 @@ class Tickwire extends Emitter {
     this._setState("connecting", { attempt: this._failures, url });
     if (gen !== this._gen) return; // a state listener closed or dropped it
     // The handshake (token included) gets one heartbeat timeout, like silence does.
-    this._timers.hb = setTimeout(() => {
+    this._timers.hb = this._later(() => {
       if (gen === this._gen && !this._ready) this._lost(1006, "connect timeout");
     }, this._hb.timeout);
     let token;
@@ -466,12 +467,12 @@ class Tickwire extends Emitter {
     }
     if (token && typeof token.then === "function")
       token.then(
-        (t) => gen === this._gen && this._dial(gen, url, t),
-        (e) => {
+        this._safe((t) => gen === this._gen && this._dial(gen, url, t)),
+        this._safe((e) => {
           if (gen !== this._gen) return;
           this._error("token", "token() failed: " + (e && e.message), { cause: e });
           this._lost(1006, "token() failed");
-        },
+        }),
       );
     else this._dial(gen, url, token);
   }
@@ -486,12 +487,12 @@ class Tickwire extends Emitter {
     }
     this._ws = ws;
     let lastError = "";
-    ws.onopen = () => gen === this._gen && this._onOpen(gen);
-    ws.onmessage = (ev) => gen === this._gen && this._onMessage(gen, ev.data);
+    ws.onopen = this._safe(() => gen === this._gen && this._onOpen(gen));
+    ws.onmessage = this._safe((ev) => gen === this._gen && this._onMessage(gen, ev.data));
     ws.onerror = (ev) => {
       lastError = (ev && (ev.message || (ev.error && ev.error.message))) || "";
     };
-    ws.onclose = (ev) => {
+    ws.onclose = this._safe((ev) => {
       if (gen !== this._gen) return;
       const code = ev && ev.code ? ev.code : 1006;
       const reason = (ev && ev.reason) || lastError;
@@ -506,7 +507,7 @@ class Tickwire extends Emitter {
       }
       this._ws = null;
       this._lost(code, reason, hint);
-    };
+    });
     // Node's npm ws surfaces protocol Pings/Pongs; any inbound frame proves liveness.
     if (typeof ws.on === "function") {
       const touch = () => gen === this._gen && (this._lastRx = Date.now());
@@ -529,7 +530,7 @@ class Tickwire extends Emitter {
     // this connection already listens to.
     for (const ts of this._topics.values()) this._sendSubscribe(ts, false);
     for (const p of this._pubs) if (!p.sent) this._sendPub(p);
-    this._timers.stable = setTimeout(() => {
+    this._timers.stable = this._later(() => {
       if (gen === this._gen) this._failures = 0;
     }, this._backoff.resetAfter);
     this._ping();
@@ -550,7 +551,7 @@ class Tickwire extends Emitter {
     this._urlIndex = (this._urlIndex + 1) % this._urls.length;
     this._setState("reconnecting", { attempt, delay, code, reason, url: this.url });
     if (this._state !== "reconnecting") return; // a listener closed or reconnected
-    this._timers.retry = setTimeout(() => {
+    this._timers.retry = this._later(() => {
       this._timers.retry = null;
       if (this._state === "reconnecting") this._open();
     }, delay);
@@ -653,7 +654,7 @@ class Tickwire extends Emitter {
     const gen = this._gen;
     this._hbDue = next;
     this._clearTimer("hb");
-    this._timers.hb = setTimeout(() => this._hbCheck(gen), Math.max(0, next - now));
+    this._timers.hb = this._later(() => this._hbCheck(gen), Math.max(0, next - now));
   }
 
   /**
@@ -901,12 +902,12 @@ class Tickwire extends Emitter {
     Promise.resolve()
       .then(() => this._token())
       .then(
-        (t) => {
+        this._safe((t) => {
           if (gen !== this._gen) return; // that connection is gone; the next gets a new token
           this._expect.push({ kind: "refresh" });
           this._send({ type: "refresh", token: String(t) });
-        },
-        (e) => gen === this._gen && this._error("token", "token() failed: " + (e && e.message), { cause: e }),
+        }),
+        this._safe((e) => gen === this._gen && this._error("token", "token() failed: " + (e && e.message), { cause: e })),
       );
   }
 
@@ -938,7 +939,7 @@ class Tickwire extends Emitter {
         for (const s of ts.subs) s._emit("error", err);
         const g = this._gen;
         if (ts.retry) clearTimeout(ts.retry);
-        ts.retry = setTimeout(() => {
+        ts.retry = this._later(() => {
           ts.retry = null;
           if (g === this._gen && this._ready && this._topics.get(ts.topic) === ts) this._sendSubscribe(ts, false);
         }, this._backoff.base);
@@ -970,6 +971,25 @@ class Tickwire extends Emitter {
       default:
         return true; // rate_limited and the like: whatever was sent first
     }
+  }
+
+  /** `fn` guarded: an exception in it (a bug here) becomes an `error` event, not the page's. */
+  _safe(fn) {
+    return (...args) => {
+      try {
+        return fn(...args);
+      } catch (e) {
+        this._error("internal", "tickwire.js: " + (e && e.message), { cause: e });
+      }
+    };
+  }
+
+  _later(fn, ms) {
+    return setTimeout(this._safe(fn), ms);
+  }
+
+  _soon(fn) {
+    queueMicrotask(this._safe(fn));
   }
 
   _error(code, message, extra) {
