@@ -92,8 +92,8 @@ function withToken(url, token) {
  * events. `code` says what happened: the server's own error codes (`forbidden`,
  * `unavailable`, `rate_limited`, `too_many_topics`, `too_many_subscriptions`,
  * `bad_token`, `internal`, ...) or the library's (`queue_overflow`, `closed`,
- * `timeout`, `bad_topic`, `bad_data`, `bad_id`, `listener`, `token`, `bad_message`,
- * `server`, `token_expired`).
+ * `timeout`, `too_big`, `bad_topic`, `bad_data`, `bad_id`, `listener`, `token`,
+ * `bad_message`, `server`, `token_expired`, `internal`).
  */
 class TickwireError extends Error {
   /**
@@ -407,7 +407,7 @@ class Tickwire extends Emitter {
    * @returns {Promise<{seq: number, duplicate: boolean}>} (a publish left unawaited
    *   never becomes an unhandled rejection) rejects with a TickwireError:
    *   `forbidden`, `unavailable`, `rate_limited`, `too_many_topics`, `queue_overflow`,
-   *   `closed`, `timeout`, `bad_topic`, `bad_data`, `bad_id`, ...
+   *   `closed`, `timeout`, `too_big`, `bad_topic`, `bad_data`, `bad_id`, ...
    */
   publish(topic, data, options = {}) {
     const promise = new Promise((resolve, reject) => {
@@ -501,6 +501,14 @@ class Tickwire extends Emitter {
         }
       }
       this._ws = null;
+      if (code === 1009) {
+        // Message too big. The server answered everything before it (nothing queued is
+        // lost at a close, DESIGN 4), so it is the oldest publish still unanswered: sent
+        // again it would only close the next connection too.
+        const p = this._pubs.find((p) => p.sent);
+        const msg = "the server closed with 1009: publish over its --max-message";
+        if (p) this._settlePub(p, new TickwireError("too_big", msg, { topic: p.topic, id: p.id }));
+      }
       this._lost(code, reason, hint);
     });
     // Node's npm ws surfaces protocol Pings/Pongs; any inbound frame proves liveness.

@@ -133,3 +133,24 @@ test('publish timeout rejects with timeout; close() rejects the rest with closed
   await assert.rejects(pending, { code: 'closed' });
   assert.equal(tw.state, 'closed');
 });
+
+test('a publish over --max-message is rejected with too_big, not re-sent forever', { timeout: 20000 }, async () => {
+  const srv = await startServer(['--max-message', '1KiB']);
+  cleanup.push(() => srv.stop());
+  const tw = new Tickwire(srv.url, { WebSocket: spyWebSocket().WebSocket, backoff: { base: 20, max: 50 } });
+  cleanup.push(() => tw.close());
+  const states = recordStates(tw);
+  await states.next('open');
+  const small1 = tw.publish('big.a', 'a');
+  const big = tw.publish('big.a', 'x'.repeat(2000));
+  const small2 = tw.publish('big.a', 'b');
+  await assert.rejects(big, (e) => e.code === 'too_big' && e.topic === 'big.a');
+  const rec = states.list.find((s) => s.state === 'reconnecting');
+  assert.equal(rec.info.code, 1009);
+  // The one before it was answered before the Close; the one after is sent again.
+  assert.deepEqual(await small1, { seq: 1, duplicate: false });
+  assert.deepEqual(await small2, { seq: 2, duplicate: false });
+  await sleep(100);
+  assert.equal(states.list.filter((s) => s.state === 'reconnecting').length, 1);
+  tw.close();
+});
