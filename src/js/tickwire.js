@@ -307,6 +307,11 @@ class Tickwire extends Emitter {
     return this._state;
   }
 
+  /** The info of the last `state` event ({attempt, delay, code, reason, url}). */
+  get info() {
+    return this._info;
+  }
+
   /** The last heartbeat round trip in ms (null before the first pong). */
   get rtt() {
     return this._rtt;

@@ -29,6 +29,7 @@ test('connects: connecting then open, tickwire.v1 selected, pings measure the RT
   assert.ok(pongs.length >= 5 && pongs.length <= 7, `pongs in 1 s: ${pongs.length}`);
   for (const p of pongs) assert.ok(p.rtt >= 0 && p.rtt < 100, `rtt ${p.rtt}`);
   assert.equal(tw.rtt, pongs.at(-1).rtt);
+  assert.equal(tw.info.protocol, 'tickwire.v1');
   for (let i = 2; i < pongs.length; i++) {
     const gap = pongs[i].at - pongs[i - 1].at;
     assert.ok(gap > 150 && gap < 300, `ping cadence ${gap} ms`);
