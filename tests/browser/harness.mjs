@@ -149,9 +149,13 @@ export async function publish(port, topic, data) {
 
 /**
  * A TCP proxy on 127.0.0.1:<free port> to the upstream port, which the test controls:
- * drop() resets every connection (both sides, as a lost network would), refuse = true
- * resets new connections at once, onServerData(chunk, pair) may return "drop" to reset
- * the connection instead of forwarding that chunk (e.g. an ack the client must not see).
+ * drop() cuts every connection (both sides closed at once, no WebSocket Close: the page
+ * sees 1006, as after a lost network), refuse = true cuts new connections at once,
+ * onServerData(chunk, pair) may return "drop" to cut the connection instead of forwarding
+ * that chunk (e.g. an ack the client must not see).
+ *
+ * Cut with destroy(), not resetAndDestroy(): with the latter, Node 20 sometimes spins at
+ * 100% CPU in its exit cleanup (Environment::CleanupHandles) and the test file never ends.
  */
 export async function startProxy(upstreamPort) {
   const proxy = {
@@ -173,14 +177,14 @@ export async function startProxy(upstreamPort) {
   const kill = (p) => {
     proxy.pairs.delete(p);
     for (const s of [p.client, p.server]) {
-      if (!s.destroyed) s.resetAndDestroy();
+      if (!s.destroyed) s.destroy();
     }
   };
   const server = net.createServer((client) => {
     proxy.accepted++;
     if (proxy.refuse) {
       client.on("error", () => {});
-      client.resetAndDestroy();
+      client.destroy();
       return;
     }
     const up = net.connect(proxy.upstream, "127.0.0.1");
@@ -416,14 +420,25 @@ export function session(t) {
     s.browsers.push(b);
     return b;
   };
+  // Each step bounded: a cleanup that hangs must not hold the test file open.
+  const bounded = (p, ms = 5000) => {
+    let timer;
+    const late = new Promise((r) => (timer = setTimeout(r, ms)));
+    return Promise.race([Promise.resolve(p).catch(() => {}), late]).finally(() => clearTimeout(timer));
+  };
   t.after(async () => {
-    for (const b of s.browsers) await b.close().catch(() => {});
-    for (const p of s.proxies) await p.close().catch(() => {});
+    const t0 = Date.now();
+    const lap = (what) => process.env.TW_DEBUG_CLEANUP && console.log(`# cleanup ${what} ${Date.now() - t0} ms`);
+    for (const b of s.browsers) await bounded(b.close());
+    lap("browsers");
+    for (const p of s.proxies) await bounded(p.close(), 1000);
+    lap("proxies");
     for (const srv of s.servers) {
       if (srv.exited) continue;
       srv.signal("SIGCONT");
-      await srv.stop("SIGKILL", 2000);
+      await bounded(srv.stop("SIGKILL", 2000));
     }
+    lap("servers");
   });
   return s;
 }
