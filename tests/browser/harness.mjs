@@ -6,6 +6,7 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -123,9 +124,27 @@ function startOnce(port, args, workers) {
   });
 }
 
+/**
+ * One HTTP request on its own connection (Connection: close). Not fetch(): its idle
+ * keep-alive connection would hold a SIGTERM'd server's drain for 4 s.
+ */
+export function request(port, method, path, { headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, method, path, headers, agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, text }));
+    });
+    req.on("error", reject);
+    req.setTimeout(10000, () => req.destroy(new Error(`${method} ${path}: no answer in 10 s`)));
+    req.end(body);
+  });
+}
+
 /** GET /metrics parsed into {name or name{labels}: number}. */
 export async function metrics(port) {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const { text } = await request(port, "GET", "/metrics");
   const out = {};
   for (const line of text.split("\n")) {
     if (!line || line[0] === "#") continue;
@@ -137,14 +156,12 @@ export async function metrics(port) {
 
 /** POST /publish?topic=T with a JSON body; resolves with the seq. */
 export async function publish(port, topic, data) {
-  const r = await fetch(`http://127.0.0.1:${port}/publish?topic=${encodeURIComponent(topic)}`, {
-    method: "POST",
+  const r = await request(port, "POST", `/publish?topic=${encodeURIComponent(topic)}`, {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(data),
   });
-  const text = await r.text();
-  if (r.status !== 200) throw new Error(`publish ${topic}: ${r.status} ${text}`);
-  return JSON.parse(text).seq;
+  if (r.status !== 200) throw new Error(`publish ${topic}: ${r.status} ${r.text}`);
+  return JSON.parse(r.text).seq;
 }
 
 /**
@@ -379,7 +396,7 @@ export function histogram(values, width, lo = 0, hi = Math.max(...values)) {
     lines: counts.map((k, i) => {
       const a = lo + i * width;
       const label = `${String(a).padStart(6)}-${String(a + width).padEnd(6)} ms`;
-      return `${label} ${String(k).padStart(4)} ${"#".repeat(Math.round((k / top) * 50))}`;
+      return `${label} ${String(k).padStart(4)} ${"█".repeat(Math.round((k / top) * 50))}`;
     }),
   };
 }
