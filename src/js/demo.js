@@ -186,7 +186,7 @@ function onState(state, info = {}) {
     conn.opens++;
     $("opens").textContent = `${conn.opens} opened by this tab`;
     $("delay").textContent = "–";
-    $("attempt").textContent = info.attempt !== undefined ? String(info.attempt) : "0";
+    $("attempt").textContent = info.attempt ? `${info.attempt} (this one worked)` : "first try";
     stopRetry();
     log(conn.everOpen ? `open again: resuming ${rows.size} topic${rows.size === 1 ? "" : "s"}` : `open ${WS_URL}`, "ok");
     conn.everOpen = true;
@@ -415,14 +415,15 @@ function renderRow(row) {
     row.prevPx = d.px;
     row.ts = typeof d.ts === "number" ? d.ts : 0;
   } else if (d !== undefined) {
-    c.val.textContent = JSON.stringify(d);
+    const full = d && typeof d === "object" && typeof d.note === "string" ? d.note : JSON.stringify(d);
+    c.val.textContent = full.length > 28 ? `${full.slice(0, 27)}…` : full;
     c.val.title = JSON.stringify(d);
     c.chg.textContent = "";
   }
   c.seq.textContent = row.seq === null ? "–" : nf.format(row.seq);
   c.seq.title = row.epoch ? `epoch ${row.epoch}` : "";
   c.cnt.textContent = nf.format(row.count);
-  c.rec.textContent = row.replayed ? `${row.recovered} · ${nf.format(row.replayed)} msgs` : String(row.recovered);
+  c.rec.textContent = row.replayed ? `${row.recovered} (${nf.format(row.replayed)} replayed)` : String(row.recovered);
   c.rec.className = `num rec${row.recovered ? " has" : ""}`;
   c.gaps.textContent = String(row.gaps);
   c.gaps.className = `num gaps${row.gaps ? " has" : ""}`;
@@ -445,7 +446,7 @@ setInterval(() => {
     row.tr.classList.toggle("stale", conn.state !== "open");
   }
   $("uptime").textContent = conn.openedAt ? secs(now - conn.openedAt) : "–";
-  $("lastframe").textContent = lastFrameAt ? `${secs(now - lastFrameAt)} ago` : "–";
+  $("lastframe").textContent = lastFrameAt && conn.state === "open" ? `${secs(now - lastFrameAt)} ago` : "–";
   if (conn.retryAt) {
     const left = Math.max(0, conn.retryAt - now);
     $("retry-left").textContent = secs(left);

@@ -42,14 +42,25 @@ test("demo page renders and its ticker advances with --demo", { skip: SKIP, time
   await page.screenshot({ path: shot, fullPage: true });
   t.diagnostic(`screenshot: ${shot}`);
 
-  // Drop: the page goes reconnecting and comes back open, every row resumed (recovered).
+  // Publish a note: acked with its seq.
+  await page.fill("#pub-text", "hello");
+  await page.click("#pub-form button");
+  await waitIn(page, "the note acked", () => /^seq 1\b/.test(document.querySelector("#pubs li .st").textContent), null, 5000);
+
+  // Drop: the page goes reconnecting and comes back open, every row resumed (recovered);
+  // a note published meanwhile waits in the offline queue, then is acked.
   await page.click("#drop");
   await waitIn(page, "reconnecting after Drop", () => document.querySelector("#state").textContent === "reconnecting", null, 3000);
+  await page.fill("#pub-text", "while offline");
+  await page.click("#pub-form button");
+  const queued = await page.evaluate(() => document.querySelector("#pubs li .st").textContent);
   const shotDown = path.join(artifactsDir(), "demo-reconnecting.png");
   await page.screenshot({ path: shotDown, fullPage: true });
   await waitIn(page, "open again", () => document.querySelector("#state").textContent === "open", null, 10000);
   await waitIn(page, "every row recovered once", () =>
     [...document.querySelectorAll("#ticks tbody tr")].every((tr) => /^[1-9]/.test(tr.querySelector(".rec").textContent)), null, 10000);
+  await waitIn(page, "the offline note acked", () => /^seq 2\b/.test(document.querySelector("#pubs li .st").textContent), null, 5000);
+  assert.ok(/queued|sending/.test(queued), `the offline note showed as queued: ${queued}`);
   const gaps = await page.evaluate(() => [...document.querySelectorAll("#ticks tbody .gaps")].map((td) => td.textContent));
   assert.ok(gaps.every((g) => g === "0"), `no gap after a drop with the server alive: ${gaps}`);
   await waitIn(page, "the resume in the log", () => [...document.querySelectorAll("#log li")].some((li) => /recovered with since/.test(li.textContent)), null, 3000);
