@@ -138,8 +138,15 @@ static void heartbeat(tw_worker *w, tw_conn *c)
                         return;
         }
         /* Lazy re-arm: inbound frames only stored last_seen; the next deadline follows
-         * from it — or the session's token, if it expires sooner. */
-        next = seen + ((c->flags & TW_CF_PING) ? cfg->idle_timeout_ms : cfg->ping_interval_ms);
+         * from it — or the session's token, if it expires sooner. With a Ping out, the
+         * Pong only stores last_seen too, so look again one interval from now: the next
+         * Ping is due one interval after that Pong (DESIGN 3), not at the idle deadline. */
+        next = seen + cfg->ping_interval_ms;
+        if (c->flags & TW_CF_PING) {
+                next = w->now_ms + cfg->ping_interval_ms;
+                if (seen + cfg->idle_timeout_ms < next)
+                        next = seen + cfg->idle_timeout_ms;
+        }
         token = tw_conn_token_due(w, c);
         if (c->state != TW_CONN_OPEN)
                 return;

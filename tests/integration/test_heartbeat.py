@@ -31,6 +31,28 @@ class Heartbeat(unittest.TestCase):
         self.assertGreaterEqual(time.time() - t0, PING_S - 0.05)
         w.close()
 
+    def test_ping_cadence_follows_last_inbound_byte(self):
+        # DESIGN 3: a client that only answers Pings gets each Ping within
+        # [ping, ping + tick] of its last inbound byte (its Pong), every cycle — not
+        # alternately one and two intervals apart.
+        w = WS(self.port)
+        pings = []
+        deadline = time.time() + 5.5
+        while time.time() < deadline:
+            try:
+                fin, op, payload = w.recv_frame(timeout=deadline - time.time())
+            except (socket.timeout, TimeoutError):
+                break
+            if op == 0x9:
+                pings.append(time.time())
+                w.send_frame(0xA, payload)
+        w.close()
+        self.assertGreaterEqual(len(pings), 4, pings)
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        for g in gaps:
+            self.assertGreaterEqual(g, PING_S - 0.05, gaps)
+            self.assertLessEqual(g, PING_S + TICK_S + 0.15, gaps)
+
     def test_silent_clients_dropped_within_window(self):
         before = metrics(self.port)["tickwire_heartbeat_timeouts_total"]
         results = []
