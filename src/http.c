@@ -21,7 +21,6 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/coding.h>
-#include <wolfssl/wolfcrypt/sha.h>
 
 /* RFC 7230 3.2.6 tchar: the characters of a method or a header name. */
 static bool is_tchar(unsigned char c)
@@ -387,31 +386,6 @@ int tw_http_check_upgrade(const tw_http_request *req, tw_span *key)
                 return 426;
         *key = *k;
         return 0;
-}
-
-int tw_ws_accept_key(tw_span key, char out[29])
-{
-        static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-        byte digest[WC_SHA_DIGEST_SIZE];
-        word32 out_n = 28;
-        wc_Sha sha;
-        int rc = -EIO;
-
-        if (key.n > 1024)
-                return -EINVAL;
-        if (wc_InitSha(&sha) != 0)
-                return -EIO;
-        if (wc_ShaUpdate(&sha, (const byte *)key.p, (word32)key.n) != 0 ||
-            wc_ShaUpdate(&sha, (const byte *)guid, sizeof(guid) - 1) != 0 ||
-            wc_ShaFinal(&sha, digest) != 0)
-                goto out;
-        if (Base64_Encode_NoNl(digest, sizeof(digest), (byte *)out, &out_n) != 0 || out_n != 28)
-                goto out;
-        out[28] = '\0';
-        rc = 0;
-out:
-        wc_ShaFree(&sha);
-        return rc;
 }
 
 static void put_uint(tw_out *o, uint64_t v)

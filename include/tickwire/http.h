@@ -1,6 +1,7 @@
 /*
  * http — the HTTP/1.1 request-head parser, the WebSocket upgrade checks and the few
- * responses the server writes.
+ * responses the server writes. tw_span lives in span.h and the accept key in ws.h; both
+ * are included here so a caller of the upgrade needs this header alone.
  *
  * Owns: bytes in, spans out. The parser is pure (picohttpparser style): it allocates
  * nothing, copies nothing, returns spans into the caller's buffer, and is simply called
@@ -14,19 +15,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tickwire/span.h"
+#include "tickwire/ws.h" /* tw_ws_accept_key, for the 101 */
+
 #define TW_HTTP_MAX_HEAD    8192 /* a request head larger than this is answered 431 */
 #define TW_HTTP_MAX_HEADERS 32
 
 #define TW_HTTP_NEED_MORE (-2)
 #define TW_HTTP_INVALID   (-1)
 #define TW_HTTP_TOO_LARGE (-3) /* too many header lines: 431 */
-
-typedef struct tw_span {
-        const char *p;
-        size_t n;
-} tw_span;
-
-#define TW_SPAN_LIT(s) ((tw_span){(s), sizeof(s) - 1})
 
 typedef struct tw_http_header {
         tw_span name;
@@ -69,10 +66,6 @@ int64_t tw_http_content_length(const tw_http_request *req);
  * broken upgrade (not GET, not HTTP/1.1, no Connection: upgrade token, a key that is not
  * base64 of 16 bytes, no version). */
 int tw_http_check_upgrade(const tw_http_request *req, tw_span *key);
-
-/* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)) with wolfCrypt. Writes 28
- * characters and a NUL into out. Returns 0 or a negative errno. */
-int tw_ws_accept_key(tw_span key, char out[29]);
 
 /* Writes the 101 Switching Protocols response, selecting `protocol` (NULL: none); returns
  * its length or 0 if cap is short. */
