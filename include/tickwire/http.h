@@ -1,7 +1,8 @@
 /*
- * http — the HTTP/1.1 request-head parser, the WebSocket upgrade checks and the few
- * responses the server writes. tw_span lives in span.h and the accept key in ws.h; both
- * are included here so a caller of the upgrade needs this header alone.
+ * http — the HTTP/1.1 request-head parser, the WebSocket upgrade checks, the few
+ * responses the server writes, and the response-head parser a client (the loadgen) reads
+ * the 101 with. tw_span lives in span.h and the accept key in ws.h; both are included
+ * here so a caller of the upgrade needs this header alone.
  *
  * Owns: bytes in, spans out. The parser is pure (picohttpparser style): it allocates
  * nothing, copies nothing, returns spans into the caller's buffer, and is simply called
@@ -47,6 +48,26 @@ int tw_http_parse_request(const char *buf, size_t len, tw_http_request *req);
 
 /* Case-insensitive header lookup; the first match or NULL. */
 const tw_span *tw_http_header_get(const tw_http_request *req, const char *name);
+
+/* A response head, as a client reads the server's answer to its upgrade. */
+typedef struct tw_http_response {
+        int minor_version; /* HTTP/1.x */
+        int status;        /* three digits, 100-999 */
+        tw_span reason;    /* reason phrase as sent; may be empty */
+        size_t nheaders;
+        tw_http_header headers[TW_HTTP_MAX_HEADERS];
+} tw_http_response;
+
+/* Parses a response head from buf[0..len) with the request parser's contract: the head's
+ * length including the final empty line (> 0), TW_HTTP_NEED_MORE (every strict prefix of
+ * a valid head), TW_HTTP_INVALID, or TW_HTTP_TOO_LARGE (over TW_HTTP_MAX_HEAD bytes or
+ * TW_HTTP_MAX_HEADERS lines). Bytes after the head (a 101's first frames) are not looked
+ * at. Header lines follow the request parser's rules; no empty lines before the status
+ * line. */
+int tw_http_parse_response(const char *buf, size_t len, tw_http_response *resp);
+
+/* Case-insensitive header lookup in a response; the first match or NULL. */
+const tw_span *tw_http_response_header(const tw_http_response *resp, const char *name);
 
 /* True when the comma-separated header `name` holds `token` (case-insensitive), e.g.
  * Connection: keep-alive, Upgrade. Looks through every header line with that name. */
