@@ -863,82 +863,55 @@ static void opened(lg_thread *t, lg_conn *c)
                 arm(t, c, t->now_us + rnd(t) % (o->ping_interval_ms * 1000) + 1000);
 }
 
-/* Case-insensitive search for a header line "name: value"; value span out. */
-static bool find_header(const char *head, size_t len, const char *name, const char **v,
-                        size_t *vlen)
-{
-        size_t nl = strlen(name);
-        const char *p = head, *end = head + len;
-
-        while (p < end) {
-                const char *eol = memchr(p, '\n', (size_t)(end - p));
-                const char *le = eol ? eol : end;
-
-                if ((size_t)(le - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-                        const char *s = p + nl + 1;
-                        while (s < le && (*s == ' ' || *s == '\t'))
-                                s++;
-                        while (le > s && (le[-1] == '\r' || le[-1] == ' ' || le[-1] == '\t'))
-                                le--;
-                        *v = s;
-                        *vlen = (size_t)(le - s);
-                        return true;
-                }
-                p = eol ? eol + 1 : end;
-        }
-        return false;
-}
-
 static void frames_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len);
 
+/* The server's answer to the upgrade, buffered until its head is whole and parsed by
+ * tw_http_parse_response: a malformed head is a protocol failure, any status but 101 a
+ * status failure, and a 101 whose Sec-WebSocket-Accept is not the one for our key a
+ * protocol failure again. */
 static void hs_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len)
 {
         struct lg_hs *hs = c->hs;
+        tw_http_response resp;
         char accept[29];
-        const char *end, *v;
-        size_t take = len, head, vlen;
-        int status;
+        size_t take = len;
 
         if (take > (size_t)(LG_HS_MAX - hs->len))
                 take = (size_t)(LG_HS_MAX - hs->len);
         memcpy(hs->buf + hs->len, buf, take);
         hs->len += (uint16_t)take;
-        end = memmem(hs->buf, hs->len, "\r\n\r\n", 4);
-        if (!end) {
+        int r = tw_http_parse_response(hs->buf, hs->len, &resp);
+        if (r == TW_HTTP_NEED_MORE) {
                 if (hs->len == LG_HS_MAX)
                         attempt_failed(t, c, LG_FAIL_PROTOCOL);
                 return;
         }
-        head = (size_t)(end - hs->buf) + 4;
-        if (hs->len < 12 || memcmp(hs->buf, "HTTP/1.", 7) != 0) {
+        if (r < 0) {
                 attempt_failed(t, c, LG_FAIL_PROTOCOL);
                 return;
         }
-        status = atoi(hs->buf + 9);
-        if (status != 101) {
-                if (status == 503)
+        if (resp.status != 101) {
+                if (resp.status == 503)
                         TW_INC(t->c.status_503);
                 attempt_failed(t, c, LG_FAIL_STATUS);
                 return;
         }
-        if (tw_ws_accept_key((tw_span){hs->key, 24}, accept) < 0 ||
-            !find_header(hs->buf, head, "sec-websocket-accept", &v, &vlen) || vlen != 28 ||
-            memcmp(v, accept, 28) != 0) {
+        const tw_span *v = tw_http_response_header(&resp, "sec-websocket-accept");
+        if (tw_ws_accept_key((tw_span){hs->key, 24}, accept) < 0 || !v || v->n != 28 ||
+            memcmp(v->p, accept, 28) != 0) {
                 attempt_failed(t, c, LG_FAIL_PROTOCOL);
                 return;
         }
         /* Bytes after the head (buffered or not yet copied) are the first frames. */
-        {
-                size_t extra_buffered = hs->len - head;
-                uint8_t tmp[LG_HS_MAX];
+        size_t head = (size_t)r, extra_buffered = hs->len - head;
+        uint8_t tmp[LG_HS_MAX];
 
-                memcpy(tmp, hs->buf + head, extra_buffered);
-                opened(t, c);
-                if (extra_buffered && c->state == LG_OPEN)
-                        frames_feed(t, c, tmp, extra_buffered);
-                if (take < len && c->state == LG_OPEN)
-                        frames_feed(t, c, buf + take, len - take);
-        }
+        memcpy(tmp, hs->buf + head, extra_buffered);
+        opened(t, c);
+        if (extra_buffered && c->state == LG_OPEN)
+                frames_feed(t, c, tmp, extra_buffered);
+        if (take < len && c->state == LG_OPEN)
+                frames_feed(t, c, buf + take, len - take);
 }
 
 /* ---- frames ---- */
