@@ -118,16 +118,15 @@ static uint32_t slot_of(const lg_thread *t, const lg_conn *c)
 
 static uint64_t ud_of(const lg_thread *t, const lg_conn *c, uint8_t kind)
 {
-        return tw_ud(kind, slot_of(t, c), c->gen);
+        return tw_table_ud(&t->slots, kind, slot_of(t, c));
 }
 
+/* The connection a completion belongs to; NULL when it was for an earlier attempt. */
 static lg_conn *conn_of(lg_thread *t, uint64_t ud)
 {
-        uint32_t slot = tw_ud_slot(ud);
+        int64_t slot = tw_table_resolve(&t->slots, ud);
 
-        if (slot >= t->nslots || t->conns[slot].gen != tw_ud_gen(ud))
-                return NULL;
-        return &t->conns[slot];
+        return slot < 0 ? NULL : &t->conns[slot];
 }
 
 static void arm(lg_thread *t, lg_conn *c, uint64_t at_us)
@@ -634,7 +633,7 @@ static void start_connect(lg_thread *t, lg_conn *c)
         struct io_uring_sqe *sqe;
         int ret;
 
-        c->gen++;
+        tw_table_renew(&t->slots, slot_of(t, c));
         c->flags &= LG_CF_HIT | LG_CF_EVER | LG_CF_PUB;
         c->inflight = 0;
         c->hint_ms = UINT32_MAX;
@@ -677,7 +676,7 @@ static void on_chain_step(lg_thread *t, struct io_uring_cqe *cqe)
                  * conflicts). The socket is fine: bind it to the next pair. The cancelled
                  * connect still to come carries the old generation and is ignored. */
                 t->bind_misses++;
-                c->gen++;
+                tw_table_renew(&t->slots, slot_of(t, c));
                 c->inflight--;
                 tw_ring_reserve(&t->ring, 2);
                 queue_bind_connect(t, c);
@@ -1623,6 +1622,45 @@ uint64_t lg_engine_now_us(const lg_engine *e)
         return tw_now_us() - e->t0_us;
 }
 
+/* One thread's share of the clients and publishers, and its tables. */
+static int thread_alloc(lg_engine *e, lg_thread *t, unsigned i)
+{
+        const lg_opts *o = e->o;
+        unsigned n = e->nthreads;
+        uint32_t npub = 0;
+
+        t->eng = e;
+        t->idx = i;
+        t->nconns = o->connections / n + (i < o->connections % n);
+        /* Publisher j lives on thread j % n. */
+        if (lg_opts_pubsub(o) && o->publish_rate > 0)
+                npub = o->publishers / n + (i < o->publishers % n);
+        t->conns = calloc(t->nconns + npub, sizeof(lg_conn));
+        if (!t->conns)
+                return -ENOMEM;
+        t->nslots = t->nconns + npub;
+        if (tw_table_init(&t->slots, t->nslots) < 0)
+                return -ENOMEM;
+        /* A fresh table hands out 0, 1, 2, ...: conns[k] is slot k for the whole run. */
+        for (uint32_t k = 0; k < t->nslots; k++)
+                (void)tw_table_take(&t->slots);
+        if (lg_opts_pubsub(o)) {
+                t->subs = calloc(t->nconns ? t->nconns : 1, sizeof(lg_sub));
+                t->pubs = calloc(npub ? npub : 1, sizeof(lg_pub));
+                if (!t->subs || !t->pubs)
+                        return -ENOMEM;
+                for (uint32_t k = 0; k < npub; k++)
+                        t->pubs[k].index = i + k * n;
+        }
+        if (o->tls && !(t->ssl = calloc(t->nslots, sizeof(WOLFSSL *))))
+                return -ENOMEM;
+        lg_hist_init(&t->latency_us);
+        lg_hist_init(&t->handshake_us);
+        lg_hist_init(&t->close_us);
+        lg_hist_init(&t->e2e_us);
+        return 0;
+}
+
 int lg_engine_start(lg_engine *e, const lg_opts *o)
 {
         unsigned n = o->threads ? o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
@@ -1663,35 +1701,9 @@ int lg_engine_start(lg_engine *e, const lg_opts *o)
                 }
         }
         e->t0_us = tw_now_us();
-        for (unsigned i = 0; i < n; i++) {
-                lg_thread *t = &e->threads[i];
-                uint32_t npub = 0;
-
-                t->eng = e;
-                t->idx = i;
-                t->nconns = o->connections / n + (i < o->connections % n);
-                /* Publisher j lives on thread j % n. */
-                if (lg_opts_pubsub(o) && o->publish_rate > 0)
-                        npub = o->publishers / n + (i < o->publishers % n);
-                t->nslots = t->nconns + npub;
-                t->conns = calloc(t->nslots, sizeof(lg_conn));
-                if (!t->conns)
-                        return -ENOMEM;
-                if (lg_opts_pubsub(o)) {
-                        t->subs = calloc(t->nconns ? t->nconns : 1, sizeof(lg_sub));
-                        t->pubs = calloc(npub ? npub : 1, sizeof(lg_pub));
-                        if (!t->subs || !t->pubs)
-                                return -ENOMEM;
-                        for (uint32_t k = 0; k < npub; k++)
-                                t->pubs[k].index = i + k * n;
-                }
-                if (o->tls && !(t->ssl = calloc(t->nslots, sizeof(WOLFSSL *))))
-                        return -ENOMEM;
-                lg_hist_init(&t->latency_us);
-                lg_hist_init(&t->handshake_us);
-                lg_hist_init(&t->close_us);
-                lg_hist_init(&t->e2e_us);
-        }
+        for (unsigned i = 0; i < n; i++)
+                if ((ret = thread_alloc(e, &e->threads[i], i)) < 0)
+                        return ret;
         for (unsigned i = 0; i < n; i++) {
                 ret = pthread_create(&e->threads[i].thread, NULL, thread_main, &e->threads[i]);
                 if (ret) {
@@ -1742,6 +1754,7 @@ void lg_engine_free(lg_engine *e)
                                 free(t->pubs[k - t->nconns].rbuf);
                 }
                 free(t->conns);
+                tw_table_free(&t->slots);
                 free(t->subs);
                 free(t->pubs);
                 free(t->ssl);
