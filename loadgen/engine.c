@@ -10,7 +10,8 @@
  *   → give consumed receive buffers back
  *
  * A connection's slot in the fixed-file table is its index in the thread's table, for
- * its whole life; a reconnect reuses it with a new generation. Cleanup runs once: a
+ * its whole life; a reconnect reuses it with a new generation (tw_table from libtickwire:
+ * a completion for an earlier attempt resolves to nothing). Cleanup runs once: a
  * terminated connection cancels what is in flight and closes its slot, and is reused or
  * retired only when its last request has completed.
  *
