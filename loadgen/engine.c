@@ -10,7 +10,8 @@
  *   → give consumed receive buffers back
  *
  * A connection's slot in the fixed-file table is its index in the thread's table, for
- * its whole life; a reconnect reuses it with a new generation. Cleanup runs once: a
+ * its whole life; a reconnect reuses it with a new generation (tw_table from libtickwire:
+ * a completion for an earlier attempt resolves to nothing). Cleanup runs once: a
  * terminated connection cancels what is in flight and closes its slot, and is reused or
  * retired only when its last request has completed.
  *
@@ -118,16 +119,15 @@ static uint32_t slot_of(const lg_thread *t, const lg_conn *c)
 
 static uint64_t ud_of(const lg_thread *t, const lg_conn *c, uint8_t kind)
 {
-        return tw_ud(kind, slot_of(t, c), c->gen);
+        return tw_table_ud(&t->slots, kind, slot_of(t, c));
 }
 
+/* The connection a completion belongs to; NULL when it was for an earlier attempt. */
 static lg_conn *conn_of(lg_thread *t, uint64_t ud)
 {
-        uint32_t slot = tw_ud_slot(ud);
+        int64_t slot = tw_table_resolve(&t->slots, ud);
 
-        if (slot >= t->nslots || t->conns[slot].gen != tw_ud_gen(ud))
-                return NULL;
-        return &t->conns[slot];
+        return slot < 0 ? NULL : &t->conns[slot];
 }
 
 static void arm(lg_thread *t, lg_conn *c, uint64_t at_us)
@@ -634,7 +634,7 @@ static void start_connect(lg_thread *t, lg_conn *c)
         struct io_uring_sqe *sqe;
         int ret;
 
-        c->gen++;
+        tw_table_renew(&t->slots, slot_of(t, c));
         c->flags &= LG_CF_HIT | LG_CF_EVER | LG_CF_PUB;
         c->inflight = 0;
         c->hint_ms = UINT32_MAX;
@@ -677,7 +677,7 @@ static void on_chain_step(lg_thread *t, struct io_uring_cqe *cqe)
                  * conflicts). The socket is fine: bind it to the next pair. The cancelled
                  * connect still to come carries the old generation and is ignored. */
                 t->bind_misses++;
-                c->gen++;
+                tw_table_renew(&t->slots, slot_of(t, c));
                 c->inflight--;
                 tw_ring_reserve(&t->ring, 2);
                 queue_bind_connect(t, c);
@@ -863,82 +863,55 @@ static void opened(lg_thread *t, lg_conn *c)
                 arm(t, c, t->now_us + rnd(t) % (o->ping_interval_ms * 1000) + 1000);
 }
 
-/* Case-insensitive search for a header line "name: value"; value span out. */
-static bool find_header(const char *head, size_t len, const char *name, const char **v,
-                        size_t *vlen)
-{
-        size_t nl = strlen(name);
-        const char *p = head, *end = head + len;
-
-        while (p < end) {
-                const char *eol = memchr(p, '\n', (size_t)(end - p));
-                const char *le = eol ? eol : end;
-
-                if ((size_t)(le - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-                        const char *s = p + nl + 1;
-                        while (s < le && (*s == ' ' || *s == '\t'))
-                                s++;
-                        while (le > s && (le[-1] == '\r' || le[-1] == ' ' || le[-1] == '\t'))
-                                le--;
-                        *v = s;
-                        *vlen = (size_t)(le - s);
-                        return true;
-                }
-                p = eol ? eol + 1 : end;
-        }
-        return false;
-}
-
 static void frames_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len);
 
+/* The server's answer to the upgrade, buffered until its head is whole and parsed by
+ * tw_http_parse_response: a malformed head is a protocol failure, any status but 101 a
+ * status failure, and a 101 whose Sec-WebSocket-Accept is not the one for our key a
+ * protocol failure again. */
 static void hs_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len)
 {
         struct lg_hs *hs = c->hs;
+        tw_http_response resp;
         char accept[29];
-        const char *end, *v;
-        size_t take = len, head, vlen;
-        int status;
+        size_t take = len;
 
         if (take > (size_t)(LG_HS_MAX - hs->len))
                 take = (size_t)(LG_HS_MAX - hs->len);
         memcpy(hs->buf + hs->len, buf, take);
         hs->len += (uint16_t)take;
-        end = memmem(hs->buf, hs->len, "\r\n\r\n", 4);
-        if (!end) {
+        int r = tw_http_parse_response(hs->buf, hs->len, &resp);
+        if (r == TW_HTTP_NEED_MORE) {
                 if (hs->len == LG_HS_MAX)
                         attempt_failed(t, c, LG_FAIL_PROTOCOL);
                 return;
         }
-        head = (size_t)(end - hs->buf) + 4;
-        if (hs->len < 12 || memcmp(hs->buf, "HTTP/1.", 7) != 0) {
+        if (r < 0) {
                 attempt_failed(t, c, LG_FAIL_PROTOCOL);
                 return;
         }
-        status = atoi(hs->buf + 9);
-        if (status != 101) {
-                if (status == 503)
+        if (resp.status != 101) {
+                if (resp.status == 503)
                         TW_INC(t->c.status_503);
                 attempt_failed(t, c, LG_FAIL_STATUS);
                 return;
         }
-        if (tw_ws_accept_key((tw_span){hs->key, 24}, accept) < 0 ||
-            !find_header(hs->buf, head, "sec-websocket-accept", &v, &vlen) || vlen != 28 ||
-            memcmp(v, accept, 28) != 0) {
+        const tw_span *v = tw_http_response_header(&resp, "sec-websocket-accept");
+        if (tw_ws_accept_key((tw_span){hs->key, 24}, accept) < 0 || !v || v->n != 28 ||
+            memcmp(v->p, accept, 28) != 0) {
                 attempt_failed(t, c, LG_FAIL_PROTOCOL);
                 return;
         }
         /* Bytes after the head (buffered or not yet copied) are the first frames. */
-        {
-                size_t extra_buffered = hs->len - head;
-                uint8_t tmp[LG_HS_MAX];
+        size_t head = (size_t)r, extra_buffered = hs->len - head;
+        uint8_t tmp[LG_HS_MAX];
 
-                memcpy(tmp, hs->buf + head, extra_buffered);
-                opened(t, c);
-                if (extra_buffered && c->state == LG_OPEN)
-                        frames_feed(t, c, tmp, extra_buffered);
-                if (take < len && c->state == LG_OPEN)
-                        frames_feed(t, c, buf + take, len - take);
-        }
+        memcpy(tmp, hs->buf + head, extra_buffered);
+        opened(t, c);
+        if (extra_buffered && c->state == LG_OPEN)
+                frames_feed(t, c, tmp, extra_buffered);
+        if (take < len && c->state == LG_OPEN)
+                frames_feed(t, c, buf + take, len - take);
 }
 
 /* ---- frames ---- */
@@ -1650,6 +1623,45 @@ uint64_t lg_engine_now_us(const lg_engine *e)
         return tw_now_us() - e->t0_us;
 }
 
+/* One thread's share of the clients and publishers, and its tables. */
+static int thread_alloc(lg_engine *e, lg_thread *t, unsigned i)
+{
+        const lg_opts *o = e->o;
+        unsigned n = e->nthreads;
+        uint32_t npub = 0;
+
+        t->eng = e;
+        t->idx = i;
+        t->nconns = o->connections / n + (i < o->connections % n);
+        /* Publisher j lives on thread j % n. */
+        if (lg_opts_pubsub(o) && o->publish_rate > 0)
+                npub = o->publishers / n + (i < o->publishers % n);
+        t->conns = calloc(t->nconns + npub, sizeof(lg_conn));
+        if (!t->conns)
+                return -ENOMEM;
+        t->nslots = t->nconns + npub;
+        if (tw_table_init(&t->slots, t->nslots) < 0)
+                return -ENOMEM;
+        /* A fresh table hands out 0, 1, 2, ...: conns[k] is slot k for the whole run. */
+        for (uint32_t k = 0; k < t->nslots; k++)
+                (void)tw_table_take(&t->slots);
+        if (lg_opts_pubsub(o)) {
+                t->subs = calloc(t->nconns ? t->nconns : 1, sizeof(lg_sub));
+                t->pubs = calloc(npub ? npub : 1, sizeof(lg_pub));
+                if (!t->subs || !t->pubs)
+                        return -ENOMEM;
+                for (uint32_t k = 0; k < npub; k++)
+                        t->pubs[k].index = i + k * n;
+        }
+        if (o->tls && !(t->ssl = calloc(t->nslots, sizeof(WOLFSSL *))))
+                return -ENOMEM;
+        lg_hist_init(&t->latency_us);
+        lg_hist_init(&t->handshake_us);
+        lg_hist_init(&t->close_us);
+        lg_hist_init(&t->e2e_us);
+        return 0;
+}
+
 int lg_engine_start(lg_engine *e, const lg_opts *o)
 {
         unsigned n = o->threads ? o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
@@ -1690,35 +1702,9 @@ int lg_engine_start(lg_engine *e, const lg_opts *o)
                 }
         }
         e->t0_us = tw_now_us();
-        for (unsigned i = 0; i < n; i++) {
-                lg_thread *t = &e->threads[i];
-                uint32_t npub = 0;
-
-                t->eng = e;
-                t->idx = i;
-                t->nconns = o->connections / n + (i < o->connections % n);
-                /* Publisher j lives on thread j % n. */
-                if (lg_opts_pubsub(o) && o->publish_rate > 0)
-                        npub = o->publishers / n + (i < o->publishers % n);
-                t->nslots = t->nconns + npub;
-                t->conns = calloc(t->nslots, sizeof(lg_conn));
-                if (!t->conns)
-                        return -ENOMEM;
-                if (lg_opts_pubsub(o)) {
-                        t->subs = calloc(t->nconns ? t->nconns : 1, sizeof(lg_sub));
-                        t->pubs = calloc(npub ? npub : 1, sizeof(lg_pub));
-                        if (!t->subs || !t->pubs)
-                                return -ENOMEM;
-                        for (uint32_t k = 0; k < npub; k++)
-                                t->pubs[k].index = i + k * n;
-                }
-                if (o->tls && !(t->ssl = calloc(t->nslots, sizeof(WOLFSSL *))))
-                        return -ENOMEM;
-                lg_hist_init(&t->latency_us);
-                lg_hist_init(&t->handshake_us);
-                lg_hist_init(&t->close_us);
-                lg_hist_init(&t->e2e_us);
-        }
+        for (unsigned i = 0; i < n; i++)
+                if ((ret = thread_alloc(e, &e->threads[i], i)) < 0)
+                        return ret;
         for (unsigned i = 0; i < n; i++) {
                 ret = pthread_create(&e->threads[i].thread, NULL, thread_main, &e->threads[i]);
                 if (ret) {
@@ -1769,6 +1755,7 @@ void lg_engine_free(lg_engine *e)
                                 free(t->pubs[k - t->nconns].rbuf);
                 }
                 free(t->conns);
+                tw_table_free(&t->slots);
                 free(t->subs);
                 free(t->pubs);
                 free(t->ssl);

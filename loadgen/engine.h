@@ -26,6 +26,7 @@
 #include "opts.h"
 #include "stats.h"
 #include "tickwire/ring.h"
+#include "tickwire/table.h"
 #include "tickwire/tls.h"
 #include "tickwire/wheel.h"
 #include "tickwire/ws.h"
@@ -67,7 +68,6 @@ typedef struct lg_conn {
         tw_ws_reader *rd;   /* NULL unless a frame is split across reads */
         uint64_t t_us;      /* run clock: attempt start, then the event moment */
         uint32_t id;        /* global client number: the scenario's hit rule keys on it */
-        uint32_t gen;       /* bumped per attempt: stale completions are ignored */
         uint32_t hint_ms;   /* retry_ms from the server's Close, UINT32_MAX for none */
         uint8_t state;      /* enum lg_conn_state */
         uint8_t flags;      /* enum lg_conn_flag */
@@ -115,6 +115,7 @@ typedef struct lg_thread {
         tw_wheel wheel;
         tw_ws_reader scratch; /* reader for connections that own none */
         lg_conn *conns;       /* client ids idx, idx + nthreads, ..., then publishers */
+        tw_table slots;       /* conns[k] holds slot k for life; renewed per attempt */
         uint32_t nconns;      /* subscribers / clients: conns[0 .. nconns) */
         uint32_t nslots;      /* nconns + this thread's publishers */
         lg_sub *subs;         /* pub/sub: [nconns], NULL otherwise */

@@ -293,210 +293,279 @@ static void merge_threads(lg_engine *e, lg_summary *s, lg_event **rows, size_t *
         }
 }
 
-int main(int argc, char **argv)
-{
-        static lg_opts o;
-        static lg_engine e;
-        static lg_summary s;
-        static lg_watch w;
-        lg_log log = {.fd = -1};
-        lg_log *logp = NULL;
-        lg_counters c;
-        lg_scrape after;
-        lg_event *rows = NULL;
-        size_t nrows = 0;
-        char err[256];
-        double exp_min = 0, exp_max = 0;
-        uint64_t ping_ms, idle_ms, last_msgs = 0, last_print_us = 0, last_us = 0;
-        uint64_t next_print_us = 1000000;
-        int ret, rc = 0;
+/* Everything one run holds, from the flags to the figures. */
+typedef struct lg_run {
+        lg_opts o;
+        lg_engine e;
+        lg_summary s;
+        lg_watch w;
+        lg_log log;
+        lg_log *logp;    /* &log when --server-log was given */
+        lg_scrape after; /* the server's /metrics once the run is over */
+        lg_event *rows;  /* per-event samples for --csv */
+        size_t nrows;
+        double exp_min, exp_max; /* the detection window; 0 when unknown */
+} lg_run;
 
-        ret = lg_opts_parse(&o, argc, argv, stdout, err, sizeof(err));
+/* Flags, the server's log and its settings, signals and the baselines. Returns -1 to go
+ * on, or the exit status (0 after --help, 2 for a bad command line). */
+static int prepare(lg_run *r, int argc, char **argv)
+{
+        lg_opts *o = &r->o;
+        char err[256];
+        uint64_t ping_ms, idle_ms;
+        int ret;
+
+        r->log = (lg_log){.fd = -1};
+        ret = lg_opts_parse(o, argc, argv, stdout, err, sizeof(err));
         if (ret == 1)
                 return 0;
         if (ret < 0) {
                 fprintf(stderr, "tickwire-loadgen: %s\n", err);
                 return 2;
         }
-        if (o.server_log) {
-                ret = lg_log_open(&log, o.server_log);
+        if (o->server_log) {
+                ret = lg_log_open(&r->log, o->server_log);
                 if (ret < 0) {
-                        fprintf(stderr, "tickwire-loadgen: --server-log: %s: %s\n", o.server_log,
+                        fprintf(stderr, "tickwire-loadgen: --server-log: %s: %s\n", o->server_log,
                                 strerror(-ret));
                         return 2;
                 }
-                logp = &log;
+                r->logp = &r->log;
         }
-        ping_ms = o.srv_ping_set ? o.srv_ping_ms : (logp && log.have_settings ? log.ping_ms : 0);
-        idle_ms = o.srv_idle_set ? o.srv_idle_ms : (logp && log.have_settings ? log.idle_ms : 0);
-        s.have_expected = lg_scenario_expected(ping_ms, idle_ms, o.srv_tick_ms, &exp_min, &exp_max);
+        bool from_log = r->logp && r->log.have_settings;
+        ping_ms = o->srv_ping_set ? o->srv_ping_ms : (from_log ? r->log.ping_ms : 0);
+        idle_ms = o->srv_idle_set ? o->srv_idle_ms : (from_log ? r->log.idle_ms : 0);
+        r->s.have_expected =
+            lg_scenario_expected(ping_ms, idle_ms, o->srv_tick_ms, &r->exp_min, &r->exp_max);
 
         signal(SIGPIPE, SIG_IGN);
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
 
-        w.have_base = lg_probe_scrape(&o.target, &w.base) == 0;
-        if (!w.have_base)
+        lg_watch *w = &r->w;
+        w->have_base = lg_probe_scrape(&o->target, &w->base) == 0;
+        if (!w->have_base)
                 fprintf(stderr,
                         "tickwire-loadgen: cannot scrape %s/metrics: the gauge and "
                         "histogram checks are off\n",
-                        o.target_text);
-        w.gauge_return_ms = -1;
-        s.gauge_return_ms = -1;
-        w.all_back_ms = -1;
-        w.answered_at_ms = -1;
-        if (o.server_pid) {
-                w.srv_rss_base = w.srv_rss_max = w.srv_rss_last = server_rss(o.server_pid);
-                if (!w.srv_rss_base)
+                        o->target_text);
+        w->gauge_return_ms = -1;
+        r->s.gauge_return_ms = -1;
+        w->all_back_ms = -1;
+        w->answered_at_ms = -1;
+        if (o->server_pid) {
+                w->srv_rss_base = w->srv_rss_max = w->srv_rss_last = server_rss(o->server_pid);
+                if (!w->srv_rss_base)
                         fprintf(stderr,
                                 "tickwire-loadgen: --server-pid %d: cannot read its VmRSS\n",
-                                o.server_pid);
+                                o->server_pid);
         }
+        return -1;
+}
 
-        ret = lg_engine_start(&e, &o);
+/* Starts the engine and watches it every LG_WATCH_MS until the run is over, then stops
+ * it. Returns 0, or 1 when the engine could not start. */
+static int run_and_watch(lg_run *r)
+{
+        const lg_opts *o = &r->o;
+        lg_engine *e = &r->e;
+        lg_watch *w = &r->w;
+        lg_counters c;
+        uint64_t last_msgs = 0, last_print_us = 0, last_us = 0, next_print_us = 1000000;
+        int ret = lg_engine_start(e, o);
+
         if (ret < 0) {
                 fprintf(stderr, "tickwire-loadgen: cannot start: %s\n", strerror(-ret));
                 return 1;
         }
         for (;;) {
-                uint64_t now_us;
-                bool done;
-
                 sleep_ms(LG_WATCH_MS);
-                now_us = lg_engine_now_us(&e);
-                lg_engine_sum(&e, &c);
-                if (logp)
-                        lg_log_poll(logp, now_us / 1000.0);
-                w.conn_seconds += (double)TW_GET(c.open) * (double)(now_us - last_us) / 1e6;
+                uint64_t now_us = lg_engine_now_us(e);
+                lg_engine_sum(e, &c);
+                if (r->logp)
+                        lg_log_poll(r->logp, now_us / 1000.0);
+                w->conn_seconds += (double)TW_GET(c.open) * (double)(now_us - last_us) / 1e6;
                 last_us = now_us;
-                if (!o.quiet && now_us >= next_print_us) {
-                        progress(&e, &c, &last_msgs, now_us / 1e6,
+                if (!o->quiet && now_us >= next_print_us) {
+                        progress(e, &c, &last_msgs, now_us / 1e6,
                                  (double)(now_us - last_print_us) / 1e6);
                         last_print_us = now_us;
                         next_print_us += 1000000;
                 }
-                if (lg_opts_pubsub(&o) && !w.pub_start_us &&
-                    TW_GET(c.done_first) >= o.connections) {
+                if (lg_opts_pubsub(o) && !w->pub_start_us &&
+                    TW_GET(c.done_first) >= o->connections) {
                         /* Every subscriber has resolved: the publishers may start. */
-                        w.pub_start_us = now_us;
-                        atomic_store_explicit(&e.pub_start_us, now_us + 1, memory_order_release);
+                        w->pub_start_us = now_us;
+                        atomic_store_explicit(&e->pub_start_us, now_us + 1, memory_order_release);
                 }
-                if (o.server_pid && now_us >= w.next_rss_us) {
-                        sample_server_rss(&w, o.server_pid, now_us);
-                }
-                done = watch(&e, &w, logp, &c, now_us, s.have_expected ? exp_max : 0);
-                if (done || interrupted || now_us >= o.duration_ms * 1000)
+                if (o->server_pid && now_us >= w->next_rss_us)
+                        sample_server_rss(w, o->server_pid, now_us);
+                bool done = watch(e, w, r->logp, &c, now_us, r->s.have_expected ? r->exp_max : 0);
+                if (done || interrupted || now_us >= o->duration_ms * 1000)
                         break;
         }
-        lg_engine_stop(&e);
-        lg_engine_join(&e);
-        if (logp) {
+        lg_engine_stop(e);
+        lg_engine_join(e);
+        if (r->logp) {
                 sleep_ms(20);
-                lg_log_poll(logp, lg_engine_now_us(&e) / 1000.0);
+                lg_log_poll(r->logp, lg_engine_now_us(e) / 1000.0);
         }
+        return 0;
+}
 
-        /* ---- the figures ---- */
-        s.o = &o;
-        s.threads = e.nthreads;
-        s.elapsed_s = lg_engine_now_us(&e) / 1e6;
-        lg_engine_sum(&e, &s.c);
-        merge_threads(&e, &s, &rows, &nrows);
-        {
-                uint64_t last = 0;
-                for (unsigned i = 0; i < e.nthreads; i++)
-                        if (e.threads[i].last_first_us > last)
-                                last = e.threads[i].last_first_us;
-                /* The ramp ends when the last first attempt resolved (open or failed). */
-                s.ramp_s = last / 1e6;
-        }
-        s.rate_per_s = s.ramp_s > 0 ? (double)TW_GET(s.c.established_first) / s.ramp_s : 0;
-        s.msgs_per_s = s.elapsed_s > 0 ? (double)TW_GET(s.c.msgs_received) / s.elapsed_s : 0;
-        s.pubsub = lg_opts_pubsub(&o);
-        if (s.pubsub) {
+/* Rates from the engine's counters: the ramp, messages, publishing, heartbeat bytes. */
+static void summarize_rates(lg_run *r)
+{
+        lg_summary *s = &r->s;
+        uint64_t last = 0;
+
+        for (unsigned i = 0; i < r->e.nthreads; i++)
+                if (r->e.threads[i].last_first_us > last)
+                        last = r->e.threads[i].last_first_us;
+        /* The ramp ends when the last first attempt resolved (open or failed). */
+        s->ramp_s = last / 1e6;
+        s->rate_per_s = s->ramp_s > 0 ? (double)TW_GET(s->c.established_first) / s->ramp_s : 0;
+        s->msgs_per_s = s->elapsed_s > 0 ? (double)TW_GET(s->c.msgs_received) / s->elapsed_s : 0;
+        s->pubsub = lg_opts_pubsub(&r->o);
+        if (s->pubsub) {
                 /* Topic messages over the window they could flow in. */
-                s.pub_window_s = w.pub_start_us ? s.elapsed_s - w.pub_start_us / 1e6 : 0;
-                s.msgs_per_s =
-                    s.pub_window_s > 0 ? (double)TW_GET(s.c.topic_msgs) / s.pub_window_s : 0;
-                s.pub_per_s =
-                    s.pub_window_s > 0 ? (double)TW_GET(s.c.pub_acked) / s.pub_window_s : 0;
+                s->pub_window_s = r->w.pub_start_us ? s->elapsed_s - r->w.pub_start_us / 1e6 : 0;
+                s->msgs_per_s =
+                    s->pub_window_s > 0 ? (double)TW_GET(s->c.topic_msgs) / s->pub_window_s : 0;
+                s->pub_per_s =
+                    s->pub_window_s > 0 ? (double)TW_GET(s->c.pub_acked) / s->pub_window_s : 0;
         }
-        if (o.server_pid) {
-                s.srv_rss_base_kib = w.srv_rss_base;
-                s.srv_rss_max_kib = w.srv_rss_max;
-                s.srv_rss_end_kib = w.srv_rss_last;
-                s.srv_rss = w.srv_rss;
-                s.srv_rss_n = w.srv_rss_n / 2;
-        }
-        s.slow_clients = o.scenario == LG_SC_SLOW ? lg_scenario_hit_count(&o, o.connections) : 0;
-        s.conn_seconds = w.conn_seconds;
-        if (w.conn_seconds > 0) {
+        s->conn_seconds = r->w.conn_seconds;
+        if (r->w.conn_seconds > 0) {
                 /* Every heartbeat frame is its own segment on an idle connection: 52 bytes
                  * of IPv4 + TCP (with timestamps) headers, and the bare ACK coming back. */
-                s.hb_bytes_per_conn_s = (double)TW_GET(s.c.hb_bytes) / w.conn_seconds;
-                s.hb_wire_per_conn_s =
-                    ((double)TW_GET(s.c.hb_bytes) + 104.0 * (double)TW_GET(s.c.hb_frames)) /
-                    w.conn_seconds;
+                s->hb_bytes_per_conn_s = (double)TW_GET(s->c.hb_bytes) / r->w.conn_seconds;
+                s->hb_wire_per_conn_s =
+                    ((double)TW_GET(s->c.hb_bytes) + 104.0 * (double)TW_GET(s->c.hb_frames)) /
+                    r->w.conn_seconds;
         }
-        s.hits = lg_scenario_hit_count(&o, o.connections);
-        s.silent = TW_GET(s.c.silent);
-        s.exp_min = exp_min;
-        s.exp_max = exp_max;
-        s.first_drop_ms = e.first_drop_us ? (e.first_drop_us - 1) / 1000.0 : -1;
-        s.all_back_ms = w.all_back_ms;
-        s.peak_accept_per_s = w.peak_rate;
+}
 
-        memset(&after, 0, sizeof(after));
-        if (w.have_base && lg_probe_scrape(&o.target, &after) == 0) {
-                s.srv_det_count = after.det_count - w.base.det_count;
-                s.srv_det_sum_s = after.det_sum - w.base.det_sum;
-                s.srv_timeouts = after.heartbeat_timeouts - w.base.heartbeat_timeouts;
+/* What the server saw: its /metrics after the run, the gauge, and detection by the
+ * source this scenario has (the clients, the server's log, or its histogram). */
+static void summarize_server(lg_run *r)
+{
+        const lg_opts *o = &r->o;
+        lg_summary *s = &r->s;
+        lg_watch *w = &r->w;
+
+        memset(&r->after, 0, sizeof(r->after));
+        if (w->have_base && lg_probe_scrape(&o->target, &r->after) == 0) {
+                s->srv_det_count = r->after.det_count - w->base.det_count;
+                s->srv_det_sum_s = r->after.det_sum - w->base.det_sum;
+                s->srv_timeouts = r->after.heartbeat_timeouts - w->base.heartbeat_timeouts;
         }
-        if (o.scenario == LG_SC_ABORT || o.scenario == LG_SC_GRACEFUL) {
-                s.have_gauge = w.have_base;
-                s.gauge_baseline = w.base.connections;
-                s.gauge_expected = w.base.connections + (double)TW_GET(s.c.open);
-                s.gauge_final = w.gauge_last;
-                s.gauge_return_ms = w.gauge_return_ms;
+        if (o->scenario == LG_SC_ABORT || o->scenario == LG_SC_GRACEFUL) {
+                s->have_gauge = w->have_base;
+                s->gauge_baseline = w->base.connections;
+                s->gauge_expected = w->base.connections + (double)TW_GET(s->c.open);
+                s->gauge_final = w->gauge_last;
+                s->gauge_return_ms = w->gauge_return_ms;
         }
-        s.detect_source = "none";
-        if (o.scenario == LG_SC_SILENT) {
-                if (o.silence == LG_SILENCE_APP) {
-                        s.detect_source = "client";
-                } else if (logp) {
-                        s.detect_source = "server_log";
-                        match_power(&e, logp, &s, &rows, &nrows);
-                } else if (after.ok) {
-                        s.detect_source = "server_histogram";
-                        detect_from_histogram(&w.base, &after, &s);
+        s->detect_source = "none";
+        if (o->scenario == LG_SC_SILENT) {
+                if (o->silence == LG_SILENCE_APP) {
+                        s->detect_source = "client";
+                } else if (r->logp) {
+                        s->detect_source = "server_log";
+                        match_power(&r->e, r->logp, s, &r->rows, &r->nrows);
+                } else if (r->after.ok) {
+                        s->detect_source = "server_histogram";
+                        detect_from_histogram(&w->base, &r->after, s);
                 }
         }
-        lg_samples_sort(&s.detect_ms);
-        lg_samples_sort(&s.observed_ms);
-        if (s.have_expected)
-                for (size_t i = 0; i < s.detect_ms.n; i++)
-                        if (s.detect_ms.v[i] < exp_min || s.detect_ms.v[i] > exp_max)
-                                s.outside++;
-        read_rss(&s.rss_kib, &s.hwm_kib);
+        lg_samples_sort(&s->detect_ms);
+        lg_samples_sort(&s->observed_ms);
+        if (s->have_expected)
+                for (size_t i = 0; i < s->detect_ms.n; i++)
+                        if (s->detect_ms.v[i] < r->exp_min || s->detect_ms.v[i] > r->exp_max)
+                                s->outside++;
+}
 
-        lg_report_table(stdout, &s);
+/* Turns the engine's threads and the watch into the summary. */
+static void summarize(lg_run *r)
+{
+        const lg_opts *o = &r->o;
+        lg_summary *s = &r->s;
+        lg_watch *w = &r->w;
+
+        s->o = o;
+        s->threads = r->e.nthreads;
+        s->elapsed_s = lg_engine_now_us(&r->e) / 1e6;
+        lg_engine_sum(&r->e, &s->c);
+        merge_threads(&r->e, s, &r->rows, &r->nrows);
+        summarize_rates(r);
+        if (o->server_pid) {
+                s->srv_rss_base_kib = w->srv_rss_base;
+                s->srv_rss_max_kib = w->srv_rss_max;
+                s->srv_rss_end_kib = w->srv_rss_last;
+                s->srv_rss = w->srv_rss;
+                s->srv_rss_n = w->srv_rss_n / 2;
+        }
+        s->slow_clients = o->scenario == LG_SC_SLOW ? lg_scenario_hit_count(o, o->connections) : 0;
+        s->hits = lg_scenario_hit_count(o, o->connections);
+        s->silent = TW_GET(s->c.silent);
+        s->exp_min = r->exp_min;
+        s->exp_max = r->exp_max;
+        s->first_drop_ms = r->e.first_drop_us ? (r->e.first_drop_us - 1) / 1000.0 : -1;
+        s->all_back_ms = w->all_back_ms;
+        s->peak_accept_per_s = w->peak_rate;
+        summarize_server(r);
+        read_rss(&s->rss_kib, &s->hwm_kib);
+}
+
+/* The table on stdout, then --json and --csv. Returns 1 when a file could not be written
+ * or an engine thread failed, else 0. */
+static int emit(lg_run *r)
+{
+        const lg_opts *o = &r->o;
+        int ret, rc = 0;
+
+        lg_report_table(stdout, &r->s);
         fflush(stdout);
-        if (o.json_path && (ret = lg_report_json(o.json_path, &s)) < 0) {
-                fprintf(stderr, "tickwire-loadgen: --json %s: %s\n", o.json_path, strerror(-ret));
+        if (o->json_path && (ret = lg_report_json(o->json_path, &r->s)) < 0) {
+                fprintf(stderr, "tickwire-loadgen: --json %s: %s\n", o->json_path, strerror(-ret));
                 rc = 1;
         }
-        if (o.csv_path && (ret = lg_report_csv(o.csv_path, rows, nrows)) < 0) {
-                fprintf(stderr, "tickwire-loadgen: --csv %s: %s\n", o.csv_path, strerror(-ret));
+        if (o->csv_path && (ret = lg_report_csv(o->csv_path, r->rows, r->nrows)) < 0) {
+                fprintf(stderr, "tickwire-loadgen: --csv %s: %s\n", o->csv_path, strerror(-ret));
                 rc = 1;
         }
-        for (unsigned i = 0; i < e.nthreads; i++)
-                if (e.threads[i].err < 0)
+        for (unsigned i = 0; i < r->e.nthreads; i++)
+                if (r->e.threads[i].err < 0)
                         rc = 1;
-        free(rows);
-        free(w.srv_rss);
-        lg_samples_free(&s.detect_ms);
-        lg_samples_free(&s.observed_ms);
-        if (logp)
-                lg_log_close(logp);
-        lg_engine_free(&e);
+        return rc;
+}
+
+static void release(lg_run *r)
+{
+        free(r->rows);
+        free(r->w.srv_rss);
+        lg_samples_free(&r->s.detect_ms);
+        lg_samples_free(&r->s.observed_ms);
+        if (r->logp)
+                lg_log_close(r->logp);
+        lg_engine_free(&r->e);
+}
+
+int main(int argc, char **argv)
+{
+        static lg_run r; /* large (the engine, the summary): not on the stack */
+        int rc = prepare(&r, argc, argv);
+
+        if (rc >= 0)
+                return rc;
+        rc = run_and_watch(&r);
+        if (rc != 0)
+                return rc; /* a half-started engine is left to the exit, as it always was */
+        summarize(&r);
+        rc = emit(&r);
+        release(&r);
         return rc;
 }

@@ -1,109 +1,293 @@
 /*
- * The loadgen command line. Flags take "--flag value" or "--flag=value", like the
- * server's. Units come from the server's own parsers (tw_parse_duration_ms,
- * tw_parse_listen) so "30s" means the same thing on both sides of a test.
+ * The loadgen command line. Every flag is one entry of opts[] below (name, kind, bounds,
+ * help), walked by the server's own flags module (tickwire/flags.h): "--flag value" or
+ * "--flag=value", the same units (tw_parse_duration_ms, tw_parse_size, tw_parse_listen)
+ * so "30s" means the same thing on both sides of a test, and the same messages. --help
+ * is printed from the same table.
  */
 #include "opts.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <math.h>
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "tickwire/config.h"
+#include "tickwire/flags.h"
 
-static const char *const scenario_names[] = {"idle",  "silent", "abort", "graceful",
-                                             "storm", "market", "slow"};
+enum lg_opt_id {
+        O_TARGET,
+        O_PATH,
+        O_CONNECTIONS,
+        O_SOURCES,
+        O_CONNECT_RATE,
+        O_CONNECT_TIMEOUT,
+        O_THREADS,
+        O_SCENARIO,
+        O_DURATION,
+        O_SILENT_AT,
+        O_FRACTION,
+        O_RESUME_AT,
+        O_SERVER_PID,
+        O_SLOW_RCVBUF,
+        O_SILENCE,
+        O_CLOSE_TIMEOUT,
+        O_NO_JITTER,
+        O_BACKOFF_BASE,
+        O_BACKOFF_CAP,
+        O_TOPICS,
+        O_ZIPF,
+        O_PUBLISHERS,
+        O_PUBLISH_RATE,
+        O_PAYLOAD,
+        O_BURST,
+        O_PUBLISH_VIA,
+        O_PUBLISH_TOKEN,
+        O_TLS,
+        O_INSECURE,
+        O_CA,
+        O_SNI,
+        O_PING_INTERVAL,
+        O_NO_APP_PING,
+        O_NO_PONG,
+        O_SRV_PING,
+        O_SRV_IDLE,
+        O_SRV_TICK,
+        O_SERVER_LOG,
+        O_JSON,
+        O_CSV,
+        O_QUIET,
+        O_SEED,
+        O_HELP,
+};
+
+static const char *const silence_names[] = {"app", "power", NULL}; /* enum lg_silence */
+static const char *const via_names[] = {"http", "ws", NULL};       /* enum lg_publish_via */
+static const char *const scenario_list[] = {"idle",  "silent", "abort", "graceful",
+                                            "storm", "market", "slow",  NULL};
+
+#define DUR(min_)               .kind = TW_FLAG_DURATION, .arg = "DUR", .min = (min_)
+#define COUNT(arg_, min_, max_) .kind = TW_FLAG_COUNT, .arg = (arg_), .min = (min_), .max = (max_)
+#define REAL(arg_, lo, hi)      .kind = TW_FLAG_REAL, .arg = (arg_), .rmin = (lo), .rmax = (hi)
+
+/* The defaults in [brackets] are part of the help text: they are written once here and
+ * set in defaults() below. */
+static const tw_flag opts[] = {
+    {.name = "target",
+     .id = O_TARGET,
+     .kind = TW_FLAG_CUSTOM,
+     .arg = "ADDR",
+     .group = "Connections",
+     .help = "server address [127.0.0.1:8080]"},
+    {.name = "path",
+     .id = O_PATH,
+     .kind = TW_FLAG_CUSTOM,
+     .arg = "PATH",
+     .help = "WebSocket resource [/ws]"},
+    {.name = "connections",
+     .id = O_CONNECTIONS,
+     COUNT("N", 1, UINT32_MAX),
+     .help = "clients to open [1000]"},
+    {.name = "sources",
+     .id = O_SOURCES,
+     .kind = TW_FLAG_CUSTOM,
+     .arg = "A-B",
+     .help = "local addresses to spread over, e.g.\n"
+             "127.0.0.1-127.0.0.40 (IP_BIND_ADDRESS_NO_PORT) [kernel's]"},
+    {.name = "connect-rate",
+     .id = O_CONNECT_RATE,
+     REAL("R", 0, DBL_MAX),
+     .help = "new connections per second [20000]"},
+    {.name = "connect-timeout",
+     .id = O_CONNECT_TIMEOUT,
+     DUR(1),
+     .help = "connect + 101 deadline, then 'timeout' [10s]"},
+    {.name = "threads",
+     .id = O_THREADS,
+     COUNT("N", 0, 1024),
+     .help = "rings/threads; raised when N * 19,900 < connections\n[online CPUs]"},
+    {.name = "scenario",
+     .id = O_SCENARIO,
+     .kind = TW_FLAG_ENUM,
+     .arg = "S",
+     .choices = scenario_list,
+     .what = "scenario",
+     .group = "Scenario",
+     .help = "idle|market|silent|abort|graceful|storm|slow [idle]"},
+    {.name = "duration",
+     .id = O_DURATION,
+     DUR(1),
+     .help = "whole run, from the first connect [60s]"},
+    {.name = "silent-at",
+     .id = O_SILENT_AT,
+     DUR(0),
+     .help = "when the event hits (silent, abort, graceful, slow)\n[10s]"},
+    {.name = "silent-fraction",
+     .id = O_FRACTION,
+     REAL("F", 0, 1),
+     .help = "share of clients it hits [0.1; abort/graceful: 1]"},
+    {.name = "slow-fraction",
+     .id = O_FRACTION,
+     REAL("F", 0, 1),
+     .help = "slow: the same, for subscribers that stop reading"},
+    {.name = "resume-at",
+     .id = O_RESUME_AT,
+     DUR(1),
+     .help = "slow: when the slow subscribers read again (what\n"
+             "they find is reported) [duration - 3s]"},
+    {.name = "server-pid",
+     .id = O_SERVER_PID,
+     COUNT("PID", 1, INT32_MAX),
+     .help = "slow: sample the server's VmRSS from /proc/PID"},
+    {.name = "slow-rcvbuf",
+     .id = O_SLOW_RCVBUF,
+     .kind = TW_FLAG_SIZE,
+     .arg = "SIZE",
+     .max = 1u << 30,
+     .help = "slow: SO_RCVBUF of the slow clients, so the server's\n"
+             "bound is reached in seconds, not minutes; 0 = the\n"
+             "kernel's autotuning (up to MiBs) [16KiB]"},
+    {.name = "silence",
+     .id = O_SILENCE,
+     .kind = TW_FLAG_ENUM,
+     .arg = "app|power",
+     .choices = silence_names,
+     .what = "mode",
+     .help = "app: stop talking and reading, kernel still ACKs;\n"
+             "power: also drop every packet (BPF filter) [app]"},
+    {.name = "close-timeout",
+     .id = O_CLOSE_TIMEOUT,
+     DUR(1),
+     .help = "graceful: wait this long for the Close echo [2s]"},
+    {.name = "no-jitter",
+     .id = O_NO_JITTER,
+     .kind = TW_FLAG_SWITCH,
+     .help = "storm: plain exponential backoff, no full jitter"},
+    {.name = "backoff-base",
+     .id = O_BACKOFF_BASE,
+     DUR(1),
+     .help = "storm: first backoff step [1s]"},
+    {.name = "backoff-cap", .id = O_BACKOFF_CAP, DUR(1), .help = "storm: backoff ceiling [30s]"},
+    {.name = "topics",
+     .id = O_TOPICS,
+     COUNT("N", 1, UINT32_MAX),
+     .group = "Pub/sub (market, slow; storm too when --topics is given: it resubscribes with\n"
+              "\"since\" after each reconnect and counts what the resume lost)",
+     .help = "topics lg.0 .. lg.N-1 [100]"},
+    {.name = "zipf",
+     .id = O_ZIPF,
+     REAL("S", 0, 10),
+     .help = "subscriber i takes topic k with probability\n~ 1/(k+1)^S (one topic each) [1.0]"},
+    {.name = "publishers",
+     .id = O_PUBLISHERS,
+     COUNT("K", 0, 10000),
+     .help = "publishing connections, extra to --connections [1]"},
+    {.name = "publish-rate",
+     .id = O_PUBLISH_RATE,
+     REAL("R", 0, DBL_MAX),
+     .help = "messages/s over all publishers; each publisher goes\n"
+             "round-robin over its share of the topics [10000]"},
+    {.name = "payload",
+     .id = O_PAYLOAD,
+     COUNT("B", 0, 1u << 16),
+     .help = "bytes of each published value\n{\"t\":<send time us>,\"p\":\"xx..\"} [64]"},
+    {.name = "burst",
+     .id = O_BURST,
+     COUNT("N", 0, 100000),
+     .help = "messages per publisher per tick: the tick is N/rate\n"
+             "(timers have 1 ms grain) [0: rate/1000, at least 1]"},
+    {.name = "publish-via",
+     .id = O_PUBLISH_VIA,
+     .kind = TW_FLAG_ENUM,
+     .arg = "http|ws",
+     .choices = via_names,
+     .what = "way",
+     .help = "POST /publish on keep-alive connections, or\n"
+             "{\"type\":\"publish\"} over WebSocket [http]"},
+    {.name = "publish-token",
+     .id = O_PUBLISH_TOKEN,
+     .kind = TW_FLAG_CUSTOM,
+     .arg = "T",
+     .help = "sent as 'Authorization: Bearer T'"},
+    {.name = "tls",
+     .id = O_TLS,
+     .kind = TW_FLAG_SWITCH,
+     .group = "TLS",
+     .help = "wss://: wolfSSL, ciphertext through the ring"},
+    {.name = "insecure",
+     .id = O_INSECURE,
+     .kind = TW_FLAG_SWITCH,
+     .help = "accept any server certificate"},
+    {.name = "ca",
+     .id = O_CA,
+     .kind = TW_FLAG_STRING,
+     .arg = "FILE",
+     .help = "PEM CA(s) to verify the server [system store]"},
+    {.name = "sni",
+     .id = O_SNI,
+     .kind = TW_FLAG_STRING,
+     .arg = "NAME",
+     .help = "server name to send and verify [none]"},
+    {.name = "ping-interval",
+     .id = O_PING_INTERVAL,
+     DUR(1),
+     .group = "Heartbeat (client side)",
+     .help = "app ping {\"type\":\"ping\",\"time\":T} period [30s]"},
+    {.name = "no-app-ping",
+     .id = O_NO_APP_PING,
+     .kind = TW_FLAG_SWITCH,
+     .help = "do not send app pings"},
+    {.name = "no-pong",
+     .id = O_NO_PONG,
+     .kind = TW_FLAG_SWITCH,
+     .help = "do not answer server Pings"},
+    {.name = "server-ping-interval",
+     .id = O_SRV_PING,
+     DUR(1),
+     .group = "Server settings (for the expected detection window; read from --server-log's\n"
+              "'listening' line when not given)",
+     .help = ""},
+    {.name = "server-idle-timeout", .id = O_SRV_IDLE, DUR(1), .help = ""},
+    {.name = "server-tick", .id = O_SRV_TICK, DUR(1), .help = "[10ms]"},
+    {.name = "server-log",
+     .id = O_SERVER_LOG,
+     .kind = TW_FLAG_STRING,
+     .arg = "FILE",
+     .help = "the server's stderr: 'detect' lines (power mode)"},
+    {.name = "json",
+     .id = O_JSON,
+     .kind = TW_FLAG_STRING,
+     .arg = "FILE",
+     .group = "Report",
+     .help = "JSON report (DESIGN 7 fields and extras)"},
+    {.name = "csv",
+     .id = O_CSV,
+     .kind = TW_FLAG_STRING,
+     .arg = "FILE",
+     .help = "per-event samples: event,conn,t_ms,value_ms"},
+    {.name = "quiet", .id = O_QUIET, .kind = TW_FLAG_SWITCH, .help = "no live progress on stderr"},
+    {.name = "seed", .id = O_SEED, .kind = TW_FLAG_CUSTOM, .arg = "N", .help = "PRNG seed [time]"},
+    {.name = "help", .id = O_HELP, .kind = TW_FLAG_HELP, .help = "this text"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
 
 const char *lg_scenario_name(enum lg_scenario s)
 {
-        return scenario_names[s];
+        return scenario_list[s];
 }
 
 void lg_opts_usage(FILE *out)
 {
-        fputs(
-            "Usage: tickwire-loadgen --target HOST:PORT --connections N [flags]\n"
-            "\n"
-            "Opens many WebSocket clients over io_uring (one ring per thread, direct\n"
-            "descriptors), plays a scenario, and reports connect rate, failures, latency\n"
-            "and how long the server takes to notice silent clients.\n"
-            "Flags take \"--flag value\" or \"--flag=value\".\n"
-            "\n"
-            "Connections:\n"
-            "  --target ADDR            server address [127.0.0.1:8080]\n"
-            "  --path PATH              WebSocket resource [/ws]\n"
-            "  --connections N          clients to open [1000]\n"
-            "  --sources A-B            local addresses to spread over, e.g.\n"
-            "                           127.0.0.1-127.0.0.40 (IP_BIND_ADDRESS_NO_PORT) [kernel's]\n"
-            "  --connect-rate R         new connections per second [20000]\n"
-            "  --connect-timeout DUR    connect + 101 deadline, then 'timeout' [10s]\n"
-            "  --threads N              rings/threads; raised when N * 19,900 < connections\n"
-            "                           [online CPUs]\n"
-            "\n"
-            "Scenario:\n"
-            "  --scenario S             idle|market|silent|abort|graceful|storm|slow [idle]\n"
-            "  --duration DUR           whole run, from the first connect [60s]\n"
-            "  --silent-at DUR          when the event hits (silent, abort, graceful, slow)\n"
-            "                           [10s]\n"
-            "  --silent-fraction F      share of clients it hits [0.1; abort/graceful: 1]\n"
-            "  --slow-fraction F        slow: the same, for subscribers that stop reading\n"
-            "  --resume-at DUR          slow: when the slow subscribers read again (what\n"
-            "                           they find is reported) [duration - 3s]\n"
-            "  --server-pid PID         slow: sample the server's VmRSS from /proc/PID\n"
-            "  --slow-rcvbuf SIZE       slow: SO_RCVBUF of the slow clients, so the server's\n"
-            "                           bound is reached in seconds, not minutes; 0 = the\n"
-            "                           kernel's autotuning (up to MiBs) [16KiB]\n"
-            "  --silence app|power      app: stop talking and reading, kernel still ACKs;\n"
-            "                           power: also drop every packet (BPF filter) [app]\n"
-            "  --close-timeout DUR      graceful: wait this long for the Close echo [2s]\n"
-            "  --no-jitter              storm: plain exponential backoff, no full jitter\n"
-            "  --backoff-base DUR       storm: first backoff step [1s]\n"
-            "  --backoff-cap DUR        storm: backoff ceiling [30s]\n"
-            "\n"
-            "Pub/sub (market, slow; storm too when --topics is given: it resubscribes with\n"
-            "\"since\" after each reconnect and counts what the resume lost):\n"
-            "  --topics N               topics lg.0 .. lg.N-1 [100]\n"
-            "  --zipf S                 subscriber i takes topic k with probability\n"
-            "                           ~ 1/(k+1)^S (one topic each) [1.0]\n"
-            "  --publishers K           publishing connections, extra to --connections [1]\n"
-            "  --publish-rate R         messages/s over all publishers; each publisher goes\n"
-            "                           round-robin over its share of the topics [10000]\n"
-            "  --payload B              bytes of each published value\n"
-            "                           {\"t\":<send time us>,\"p\":\"xx..\"} [64]\n"
-            "  --burst N                messages per publisher per tick: the tick is N/rate\n"
-            "                           (timers have 1 ms grain) [0: rate/1000, at least 1]\n"
-            "  --publish-via http|ws    POST /publish on keep-alive connections, or\n"
-            "                           {\"type\":\"publish\"} over WebSocket [http]\n"
-            "  --publish-token T        sent as 'Authorization: Bearer T'\n"
-            "\n"
-            "TLS:\n"
-            "  --tls                    wss://: wolfSSL, ciphertext through the ring\n"
-            "  --insecure               accept any server certificate\n"
-            "  --ca FILE                PEM CA(s) to verify the server [system store]\n"
-            "  --sni NAME               server name to send and verify [none]\n"
-            "\n"
-            "Heartbeat (client side):\n"
-            "  --ping-interval DUR      app ping {\"type\":\"ping\",\"time\":T} period [30s]\n"
-            "  --no-app-ping            do not send app pings\n"
-            "  --no-pong                do not answer server Pings\n"
-            "\n"
-            "Server settings (for the expected detection window; read from --server-log's\n"
-            "'listening' line when not given):\n"
-            "  --server-ping-interval DUR\n"
-            "  --server-idle-timeout DUR\n"
-            "  --server-tick DUR        [10ms]\n"
-            "  --server-log FILE        the server's stderr: 'detect' lines (power mode)\n"
-            "\n"
-            "Report:\n"
-            "  --json FILE              JSON report (DESIGN 7 fields and extras)\n"
-            "  --csv FILE               per-event samples: event,conn,t_ms,value_ms\n"
-            "  --quiet                  no live progress on stderr\n"
-            "  --seed N                 PRNG seed [time]\n"
-            "  --help                   this text\n",
-            out);
+        fputs("Usage: tickwire-loadgen --target HOST:PORT --connections N [flags]\n"
+              "\n"
+              "Opens many WebSocket clients over io_uring (one ring per thread, direct\n"
+              "descriptors), plays a scenario, and reports connect rate, failures, latency\n"
+              "and how long the server takes to notice silent clients.\n"
+              "Flags take \"--flag value\" or \"--flag=value\".\n",
+              out);
+        tw_flags_usage(out, opts, NOPTS, 24, NULL, NULL);
 }
 
 static void defaults(lg_opts *o)
@@ -144,32 +328,6 @@ bool lg_opts_pubsub(const lg_opts *o)
 {
         return o->scenario == LG_SC_MARKET || o->scenario == LG_SC_SLOW ||
                (o->scenario == LG_SC_STORM && o->topics_set);
-}
-
-static int parse_u32(const char *s, uint32_t *v)
-{
-        char *end;
-        unsigned long long x;
-
-        if (!*s || *s == '-')
-                return -EINVAL;
-        errno = 0;
-        x = strtoull(s, &end, 10);
-        if (errno || *end || x > UINT32_MAX)
-                return -EINVAL;
-        *v = (uint32_t)x;
-        return 0;
-}
-
-static int parse_double(const char *s, double *v)
-{
-        char *end;
-
-        errno = 0;
-        *v = strtod(s, &end);
-        if (errno || *end || end == s || !isfinite(*v))
-                return -EINVAL;
-        return 0;
 }
 
 /* "127.0.0.1-127.0.0.40" or a single address. */
@@ -217,278 +375,174 @@ static int parse_target(const char *s, lg_opts *o)
         return 0;
 }
 
-static int parse_scenario(const char *s, lg_opts *o)
+static int parse_seed(const char *s, uint64_t *v)
 {
-        for (size_t i = 0; i < sizeof(scenario_names) / sizeof(scenario_names[0]); i++) {
-                if (strcmp(s, scenario_names[i]) == 0) {
-                        o->scenario = (enum lg_scenario)i;
-                        return 0;
-                }
-        }
-        return -EINVAL;
+        char *end;
+
+        errno = 0;
+        *v = strtoull(s, &end, 0);
+        return errno || *end || end == s ? -EINVAL : 0;
 }
 
-enum { F_BOOL, F_VALUE };
-
-/* One flag with a value: returns 0, or -EINVAL when the value is bad. */
-static int apply(lg_opts *o, const char *f, const char *v)
+/* Stores one value the flags module has parsed and bounds-checked; the flags with a
+ * syntax of their own are parsed here. One case per flag, hence its length. */
+static int set(tw_flags *fl, const tw_flag *f, const tw_flag_value *val)
 {
-        uint64_t ms;
+        lg_opts *o = fl->ctx;
+        const char *v = val->text;
 
-        if (!strcmp(f, "target"))
-                return parse_target(v, o);
-        if (!strcmp(f, "path")) {
+        switch ((enum lg_opt_id)f->id) {
+        case O_TARGET:
+                if (parse_target(v, o) < 0)
+                        return tw_flags_fail(fl, f->name, "invalid address '%s' (IPv4 HOST:PORT)",
+                                             v);
+                return 0;
+        case O_PATH:
                 if (v[0] != '/')
-                        return -EINVAL;
+                        return tw_flags_fail(fl, f->name, "'%s' does not start with '/'", v);
                 o->path = v;
                 return 0;
-        }
-        if (!strcmp(f, "connections"))
-                return parse_u32(v, &o->connections) < 0 || o->connections == 0 ? -EINVAL : 0;
-        if (!strcmp(f, "sources"))
-                return parse_sources(v, o);
-        if (!strcmp(f, "connect-rate"))
-                return parse_double(v, &o->connect_rate) < 0 || o->connect_rate <= 0 ? -EINVAL : 0;
-        if (!strcmp(f, "threads")) {
-                uint32_t n;
-                if (parse_u32(v, &n) < 0 || n > 1024)
-                        return -EINVAL;
-                o->threads = n;
+        case O_CONNECTIONS:
+                o->connections = (uint32_t)val->u;
                 return 0;
-        }
-        if (!strcmp(f, "scenario"))
-                return parse_scenario(v, o);
-        if (!strcmp(f, "silence")) {
-                if (!strcmp(v, "app"))
-                        o->silence = LG_SILENCE_APP;
-                else if (!strcmp(v, "power"))
-                        o->silence = LG_SILENCE_POWER;
-                else
-                        return -EINVAL;
+        case O_SOURCES:
+                if (parse_sources(v, o) < 0)
+                        return tw_flags_fail(fl, f->name,
+                                             "invalid range '%s' (A or A-B, at most %d)", v,
+                                             LG_MAX_SOURCES);
                 return 0;
-        }
-        if (!strcmp(f, "silent-fraction") || !strcmp(f, "slow-fraction")) {
-                if (parse_double(v, &o->fraction) < 0 || o->fraction < 0 || o->fraction > 1)
-                        return -EINVAL;
+        case O_CONNECT_RATE:
+                if (val->r <= 0)
+                        return tw_flags_fail(fl, f->name, "must be greater than 0");
+                o->connect_rate = val->r;
+                return 0;
+        case O_CONNECT_TIMEOUT:
+                o->connect_timeout_ms = val->u;
+                return 0;
+        case O_THREADS:
+                o->threads = (unsigned)val->u;
+                return 0;
+        case O_SCENARIO:
+                o->scenario = (enum lg_scenario)val->u;
+                return 0;
+        case O_DURATION:
+                o->duration_ms = val->u;
+                return 0;
+        case O_SILENT_AT:
+                o->event_at_ms = val->u;
+                return 0;
+        case O_FRACTION:
+                o->fraction = val->r;
                 o->fraction_set = true;
                 return 0;
-        }
-        if (!strcmp(f, "topics")) {
-                o->topics_set = true;
-                return parse_u32(v, &o->topics) < 0 || o->topics == 0 ? -EINVAL : 0;
-        }
-        if (!strcmp(f, "zipf"))
-                return parse_double(v, &o->zipf_s) < 0 || o->zipf_s < 0 || o->zipf_s > 10 ? -EINVAL
-                                                                                          : 0;
-        if (!strcmp(f, "publishers"))
-                return parse_u32(v, &o->publishers) < 0 || o->publishers > 10000 ? -EINVAL : 0;
-        if (!strcmp(f, "burst"))
-                return parse_u32(v, &o->burst) < 0 || o->burst > 100000 ? -EINVAL : 0;
-        if (!strcmp(f, "publish-via")) {
-                if (!strcmp(v, "http"))
-                        o->pub_via = LG_PUB_HTTP;
-                else if (!strcmp(v, "ws"))
-                        o->pub_via = LG_PUB_WS;
-                else
-                        return -EINVAL;
+        case O_RESUME_AT:
+                o->resume_at_ms = val->u;
                 return 0;
-        }
-        if (!strcmp(f, "publish-token")) {
+        case O_SERVER_PID:
+                o->server_pid = (int)val->u;
+                return 0;
+        case O_SLOW_RCVBUF:
+                o->slow_rcvbuf = (uint32_t)val->u;
+                return 0;
+        case O_SILENCE:
+                o->silence = (enum lg_silence)val->u;
+                return 0;
+        case O_CLOSE_TIMEOUT:
+                o->close_timeout_ms = val->u;
+                return 0;
+        case O_NO_JITTER:
+                o->jitter = false;
+                return 0;
+        case O_BACKOFF_BASE:
+                o->backoff_base_ms = val->u;
+                return 0;
+        case O_BACKOFF_CAP:
+                o->backoff_cap_ms = val->u;
+                return 0;
+        case O_TOPICS:
+                o->topics = (uint32_t)val->u;
+                o->topics_set = true;
+                return 0;
+        case O_ZIPF:
+                o->zipf_s = val->r;
+                return 0;
+        case O_PUBLISHERS:
+                o->publishers = (uint32_t)val->u;
+                return 0;
+        case O_PUBLISH_RATE:
+                o->publish_rate = val->r;
+                return 0;
+        case O_PAYLOAD:
+                o->payload = (uint32_t)val->u;
+                return 0;
+        case O_BURST:
+                o->burst = (uint32_t)val->u;
+                return 0;
+        case O_PUBLISH_VIA:
+                o->pub_via = (enum lg_publish_via)val->u;
+                return 0;
+        case O_PUBLISH_TOKEN:
                 if (!*v || strpbrk(v, "\r\n"))
-                        return -EINVAL;
+                        return tw_flags_fail(fl, f->name, "must not be empty or hold CR or LF");
                 o->publish_token = v;
                 return 0;
-        }
-        if (!strcmp(f, "server-pid")) {
-                uint32_t pid;
-                if (parse_u32(v, &pid) < 0 || pid == 0 || pid > INT32_MAX)
-                        return -EINVAL;
-                o->server_pid = (int)pid;
+        case O_TLS:
+                o->tls = true;
                 return 0;
-        }
-        if (!strcmp(f, "slow-rcvbuf")) {
-                uint64_t b;
-                if (tw_parse_size(v, &b) < 0 || b > (1u << 30))
-                        return -EINVAL;
-                o->slow_rcvbuf = (uint32_t)b;
+        case O_INSECURE:
+                o->insecure = true;
                 return 0;
-        }
-        if (!strcmp(f, "ca")) {
+        case O_CA:
                 o->ca_file = v;
                 return 0;
-        }
-        if (!strcmp(f, "sni")) {
+        case O_SNI:
                 o->sni = v;
                 return 0;
-        }
-        if (!strcmp(f, "payload"))
-                return parse_u32(v, &o->payload) < 0 || o->payload > (1u << 16) ? -EINVAL : 0;
-        if (!strcmp(f, "publish-rate"))
-                return parse_double(v, &o->publish_rate) < 0 || o->publish_rate < 0 ? -EINVAL : 0;
-        if (!strcmp(f, "seed")) {
-                char *end;
-                errno = 0;
-                o->seed = strtoull(v, &end, 0);
-                return errno || *end || end == v ? -EINVAL : 0;
-        }
-        if (!strcmp(f, "server-log")) {
+        case O_PING_INTERVAL:
+                o->ping_interval_ms = val->u;
+                return 0;
+        case O_NO_APP_PING:
+                o->app_ping = false;
+                return 0;
+        case O_NO_PONG:
+                o->pong = false;
+                return 0;
+        case O_SRV_PING:
+                o->srv_ping_ms = val->u;
+                o->srv_ping_set = true;
+                return 0;
+        case O_SRV_IDLE:
+                o->srv_idle_ms = val->u;
+                o->srv_idle_set = true;
+                return 0;
+        case O_SRV_TICK:
+                o->srv_tick_ms = val->u;
+                return 0;
+        case O_SERVER_LOG:
                 o->server_log = v;
                 return 0;
-        }
-        if (!strcmp(f, "json")) {
+        case O_JSON:
                 o->json_path = v;
                 return 0;
-        }
-        if (!strcmp(f, "csv")) {
+        case O_CSV:
                 o->csv_path = v;
                 return 0;
+        case O_QUIET:
+                o->quiet = true;
+                return 0;
+        case O_SEED:
+                if (parse_seed(v, &o->seed) < 0)
+                        return tw_flags_fail(fl, f->name, "invalid number '%s'", v);
+                return 0;
+        case O_HELP:
+                break;
         }
-
-        /* Everything else is a duration. */
-        if (tw_parse_duration_ms(v, &ms) < 0)
-                return -EINVAL;
-        if (!strcmp(f, "duration"))
-                o->duration_ms = ms;
-        else if (!strcmp(f, "ping-interval"))
-                o->ping_interval_ms = ms;
-        else if (!strcmp(f, "silent-at"))
-                o->event_at_ms = ms;
-        else if (!strcmp(f, "resume-at"))
-                o->resume_at_ms = ms;
-        else if (!strcmp(f, "connect-timeout"))
-                o->connect_timeout_ms = ms;
-        else if (!strcmp(f, "close-timeout"))
-                o->close_timeout_ms = ms;
-        else if (!strcmp(f, "backoff-base"))
-                o->backoff_base_ms = ms;
-        else if (!strcmp(f, "backoff-cap"))
-                o->backoff_cap_ms = ms;
-        else if (!strcmp(f, "server-ping-interval")) {
-                o->srv_ping_ms = ms;
-                o->srv_ping_set = true;
-        } else if (!strcmp(f, "server-idle-timeout")) {
-                o->srv_idle_ms = ms;
-                o->srv_idle_set = true;
-        } else if (!strcmp(f, "server-tick"))
-                o->srv_tick_ms = ms;
-        else
-                return -ENOENT;
-        if (ms == 0 && (strcmp(f, "silent-at") != 0))
-                return -EINVAL;
-        return 0;
+        return tw_flags_fail(fl, f->name, "takes no value");
 }
 
-static const char *const bool_flags[] = {"no-pong", "no-app-ping", "no-jitter", "quiet",
-                                         "tls",     "insecure",    NULL};
-static const char *const value_flags[] = {"target",
-                                          "path",
-                                          "connections",
-                                          "sources",
-                                          "connect-rate",
-                                          "threads",
-                                          "scenario",
-                                          "silence",
-                                          "silent-fraction",
-                                          "slow-fraction",
-                                          "resume-at",
-                                          "server-pid",
-                                          "slow-rcvbuf",
-                                          "zipf",
-                                          "publishers",
-                                          "burst",
-                                          "publish-via",
-                                          "publish-token",
-                                          "ca",
-                                          "sni",
-                                          "topics",
-                                          "payload",
-                                          "publish-rate",
-                                          "seed",
-                                          "server-log",
-                                          "json",
-                                          "csv",
-                                          "duration",
-                                          "ping-interval",
-                                          "silent-at",
-                                          "connect-timeout",
-                                          "close-timeout",
-                                          "backoff-base",
-                                          "backoff-cap",
-                                          "server-ping-interval",
-                                          "server-idle-timeout",
-                                          "server-tick",
-                                          NULL};
-
-static bool in_list(const char *const *list, const char *f)
+/* Checks that involve more than one flag, and defaults that depend on the scenario. */
+static int finish(lg_opts *o, char *err, size_t errlen)
 {
-        for (; *list; list++)
-                if (!strcmp(*list, f))
-                        return true;
-        return false;
-}
-
-int lg_opts_parse(lg_opts *o, int argc, char **argv, FILE *out, char *err, size_t errlen)
-{
-        defaults(o);
-        for (int i = 1; i < argc; i++) {
-                const char *arg = argv[i];
-                char name[64];
-                const char *eq, *val;
-                size_t n;
-
-                if (strncmp(arg, "--", 2) != 0) {
-                        snprintf(err, errlen, "unexpected argument '%s'", arg);
-                        return -EINVAL;
-                }
-                arg += 2;
-                eq = strchr(arg, '=');
-                n = eq ? (size_t)(eq - arg) : strlen(arg);
-                if (n >= sizeof(name)) {
-                        snprintf(err, errlen, "unknown flag --%.40s", arg);
-                        return -EINVAL;
-                }
-                memcpy(name, arg, n);
-                name[n] = 0;
-                if (!strcmp(name, "help")) {
-                        lg_opts_usage(out);
-                        return 1;
-                }
-                if (in_list(bool_flags, name)) {
-                        if (eq) {
-                                snprintf(err, errlen, "--%s takes no value", name);
-                                return -EINVAL;
-                        }
-                        if (!strcmp(name, "no-pong"))
-                                o->pong = false;
-                        else if (!strcmp(name, "no-app-ping"))
-                                o->app_ping = false;
-                        else if (!strcmp(name, "no-jitter"))
-                                o->jitter = false;
-                        else if (!strcmp(name, "quiet"))
-                                o->quiet = true;
-                        else if (!strcmp(name, "insecure"))
-                                o->insecure = true;
-                        else
-                                o->tls = true;
-                        continue;
-                }
-                if (!in_list(value_flags, name)) {
-                        snprintf(err, errlen, "unknown flag --%s", name);
-                        return -EINVAL;
-                }
-                if (eq) {
-                        val = eq + 1;
-                } else if (i + 1 < argc) {
-                        val = argv[++i];
-                } else {
-                        snprintf(err, errlen, "--%s needs a value", name);
-                        return -EINVAL;
-                }
-                if (apply(o, name, val) < 0) {
-                        snprintf(err, errlen, "--%s: bad value '%s'", name, val);
-                        return -EINVAL;
-                }
-        }
         if (!o->fraction_set && (o->scenario == LG_SC_ABORT || o->scenario == LG_SC_GRACEFUL))
                 o->fraction = 1.0;
         if (o->srv_ping_set && o->srv_idle_set && o->srv_idle_ms <= o->srv_ping_ms) {
@@ -517,4 +571,15 @@ int lg_opts_parse(lg_opts *o, int argc, char **argv, FILE *out, char *err, size_
                 return -EINVAL;
         }
         return 0;
+}
+
+int lg_opts_parse(lg_opts *o, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+        tw_flags fl = {.tab = opts, .n = NOPTS, .set = set, .ctx = o, .err = err, .errlen = errlen};
+
+        defaults(o);
+        int rc = tw_flags_parse_argv(&fl, argc, argv);
+        if (rc == 1)
+                lg_opts_usage(out);
+        return rc != 0 ? rc : finish(o, err, errlen);
 }

@@ -3,7 +3,8 @@
  * and prints --help.
  *
  * Every flag lives in one table (opts[] below) that drives the argv parser, the file
- * parser and the usage text alike, so a flag cannot be accepted but undocumented or the
+ * parser and the usage text alike (the walk, value syntax and messages are the flags
+ * module's, shared with the loadgen), so a flag cannot be accepted but undocumented or the
  * other way round; the defaults shown by --help are formatted from tw_config_defaults()
  * itself rather than written twice.
  *
@@ -34,6 +35,7 @@
  *     sockets or resolvers); IPv6 in brackets; ":PORT" means 0.0.0.0.
  */
 #include "tickwire/config.h"
+#include "tickwire/flags.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -84,56 +86,163 @@ enum opt_id {
         O_HELP,
 };
 
-struct opt {
-        const char *name; /* without the leading "--"; the file uses the same names */
-        enum opt_id id;
-        const char *arg;   /* metavar in --help; NULL for a flag that takes no value */
-        const char *group; /* non-NULL starts a new heading in --help */
-        const char *help;
-};
+static const char *const profile_names[] = {"im", "game", "market", "iot", NULL};
+static const char *const on_off[] = {"on", "off", NULL};
+static const char *const slow_names[] = {"conflate", "disconnect", NULL}; /* enum order */
 
-static const struct opt opts[] = {
-    {"listen", O_LISTEN, "ADDR", "Listening",
-     "repeatable (up to 4); port 0 = any free; see TLS below"},
-    {"tls-listen", O_TLS_LISTEN, "ADDR", NULL,
-     "as --listen, serving TLS; --listen then stays plain"},
-    {"workers", O_WORKERS, "N", NULL, "worker threads, one io_uring each; 0 = online CPUs"},
-    {"ping-interval", O_PING, "DUR", "Heartbeat", "quiet this long: the server sends a Ping"},
-    {"idle-timeout", O_IDLE, "DUR", NULL, "silent this long: dead (must exceed ping interval)"},
-    {"heartbeat-profile", O_PROFILE, "P", NULL,
-     "im 15s/45s, game 5s/15s, market 15s/60s, iot 2m/6m (ping/idle)"},
-    {"tick", O_TICK, "DUR", NULL, "timing wheel resolution (at most the ping interval)"},
-    {"tcp-user-timeout", O_TCP_UTO, "on|off", NULL,
-     "TCP_USER_TIMEOUT = idle timeout on accepted sockets"},
-    {"handshake-timeout", O_HANDSHAKE, "DUR", "Timeouts", "accept (and TLS) to 101"},
-    {"close-timeout", O_CLOSE, "DUR", NULL, "wait for the peer's Close after ours"},
-    {"drain-timeout", O_DRAIN, "DUR", NULL, "on SIGTERM, wait this long for Close replies"},
-    {"reconnect-spread", O_SPREAD, "DUR", NULL, "retry_ms hint spread in 1001 Going Away"},
-    {"max-connections", O_MAX_CONN, "N", "Limits", "whole server; 0 = only the tables limit"},
-    {"max-connections-per-ip", O_MAX_CONN_IP, "N", NULL, "per client address; 0 or off = no limit"},
-    {"max-message", O_MAX_MSG, "SIZE", NULL, "inbound message size (over it: close 1009)"},
-    {"max-message-rate", O_MAX_RATE, "N/s", NULL, "inbound messages per second per connection"},
-    {"max-queue", O_MAX_QUEUE, "SIZE", NULL, "queued outbound bytes per connection"},
-    {"max-subscriptions", O_MAX_SUBS, "N", NULL, "topics per connection"},
-    {"max-topics", O_MAX_TOPICS, "N", NULL, "topics the whole server keeps"},
-    {"max-history-bytes", O_MAX_HIST_BYTES, "SIZE", NULL,
-     "all topic histories together; oldest go first"},
-    {"slow-consumer", O_SLOW, "POLICY", "Fan-out",
-     "conflate (keep the newest per topic) or disconnect (1013)"},
-    {"history", O_HISTORY, "N", NULL, "messages kept per topic for resume (since)"},
-    {"tls-cert", O_TLS_CERT, "FILE", "TLS and auth",
-     "PEM certificate chain (TLS on --listen unless --tls-listen)"},
-    {"tls-key", O_TLS_KEY, "FILE", NULL, "PEM private key"},
-    {"jwt-secret", O_JWT, "S", NULL, "HMAC-SHA256 secret for ?token= / Bearer JWTs"},
-    {"jwt-audience", O_JWT_AUD, "S", NULL, "JWTs must carry this aud (needs --jwt-secret)"},
-    {"jwt-issuer", O_JWT_ISS, "S", NULL, "JWTs must carry this iss (needs --jwt-secret)"},
-    {"token-grace", O_TOKEN_GRACE, "DUR", NULL,
-     "keep a connection this long after its JWT expires"},
-    {"publish-token", O_PUB_TOKEN, "T", NULL, "bearer token required to publish"},
-    {"allowed-origin", O_ORIGIN, "PATTERN", NULL, "another site whose pages may connect"},
-    {"demo", O_DEMO, NULL, "Other", "publish a synthetic market feed (for the demo page)"},
-    {"config", O_CONFIG, "FILE", NULL, "read flags from FILE (format below)"},
-    {"help", O_HELP, NULL, NULL, "print this text and exit (also -h)"},
+#define DUR(min_)         .kind = TW_FLAG_DURATION, .arg = "DUR", .min = (min_), .max = MAX_DURATION_MS
+#define COUNT(min_, max_) .kind = TW_FLAG_COUNT, .arg = "N", .min = (min_), .max = (max_)
+#define SIZE              .kind = TW_FLAG_SIZE, .arg = "SIZE", .min = 1
+#define TEXT(arg_)        .kind = TW_FLAG_STRING, .arg = (arg_), .min = 1
+
+static const tw_flag opts[] = {
+    {.name = "listen",
+     .id = O_LISTEN,
+     .kind = TW_FLAG_CUSTOM,
+     .arg = "ADDR",
+     .group = "Listening",
+     .help = "repeatable (up to 4); port 0 = any free; see TLS below"},
+    {.name = "tls-listen",
+     .id = O_TLS_LISTEN,
+     .kind = TW_FLAG_CUSTOM,
+     .arg = "ADDR",
+     .help = "as --listen, serving TLS; --listen then stays plain"},
+    {.name = "workers",
+     .id = O_WORKERS,
+     COUNT(0, MAX_WORKERS),
+     .help = "worker threads, one io_uring each; 0 = online CPUs"},
+    {.name = "ping-interval",
+     .id = O_PING,
+     DUR(1),
+     .group = "Heartbeat",
+     .help = "quiet this long: the server sends a Ping"},
+    {.name = "idle-timeout",
+     .id = O_IDLE,
+     DUR(1),
+     .help = "silent this long: dead (must exceed ping interval)"},
+    {.name = "heartbeat-profile",
+     .id = O_PROFILE,
+     .kind = TW_FLAG_ENUM,
+     .arg = "P",
+     .choices = profile_names,
+     .what = "profile",
+     .help = "im 15s/45s, game 5s/15s, market 15s/60s, iot 2m/6m (ping/idle)"},
+    {.name = "tick",
+     .id = O_TICK,
+     DUR(1),
+     .help = "timing wheel resolution (at most the ping interval)"},
+    {.name = "tcp-user-timeout",
+     .id = O_TCP_UTO,
+     .kind = TW_FLAG_ENUM,
+     .arg = "on|off",
+     .choices = on_off,
+     .help = "TCP_USER_TIMEOUT = idle timeout on accepted sockets"},
+    {.name = "handshake-timeout",
+     .id = O_HANDSHAKE,
+     DUR(1),
+     .group = "Timeouts",
+     .help = "accept (and TLS) to 101"},
+    {.name = "close-timeout",
+     .id = O_CLOSE,
+     DUR(0),
+     .help = "wait for the peer's Close after ours"},
+    {.name = "drain-timeout",
+     .id = O_DRAIN,
+     DUR(0),
+     .help = "on SIGTERM, wait this long for Close replies"},
+    {.name = "reconnect-spread",
+     .id = O_SPREAD,
+     DUR(0),
+     .help = "retry_ms hint spread in 1001 Going Away"},
+    {.name = "max-connections",
+     .id = O_MAX_CONN,
+     COUNT(0, UINT32_MAX),
+     .group = "Limits",
+     .help = "whole server; 0 = only the tables limit"},
+    {.name = "max-connections-per-ip",
+     .id = O_MAX_CONN_IP,
+     COUNT(0, UINT32_MAX),
+     .off = true,
+     .help = "per client address; 0 or off = no limit"},
+    {.name = "max-message",
+     .id = O_MAX_MSG,
+     SIZE,
+     .help = "inbound message size (over it: close 1009)"},
+    {.name = "max-message-rate",
+     .id = O_MAX_RATE,
+     .kind = TW_FLAG_CUSTOM,
+     .arg = "N/s",
+     .help = "inbound messages per second per connection"},
+    {.name = "max-queue", .id = O_MAX_QUEUE, SIZE, .help = "queued outbound bytes per connection"},
+    {.name = "max-subscriptions",
+     .id = O_MAX_SUBS,
+     COUNT(1, UINT32_MAX),
+     .help = "topics per connection"},
+    {.name = "max-topics",
+     .id = O_MAX_TOPICS,
+     COUNT(1, UINT32_MAX),
+     .help = "topics the whole server keeps"},
+    {.name = "max-history-bytes",
+     .id = O_MAX_HIST_BYTES,
+     SIZE,
+     .help = "all topic histories together; oldest go first"},
+    {.name = "slow-consumer",
+     .id = O_SLOW,
+     .kind = TW_FLAG_ENUM,
+     .arg = "POLICY",
+     .choices = slow_names,
+     .what = "policy",
+     .group = "Fan-out",
+     .help = "conflate (keep the newest per topic) or disconnect (1013)"},
+    {.name = "history",
+     .id = O_HISTORY,
+     COUNT(1, UINT32_MAX),
+     .help = "messages kept per topic for resume (since)"},
+    {.name = "tls-cert",
+     .id = O_TLS_CERT,
+     TEXT("FILE"),
+     .group = "TLS and auth",
+     .help = "PEM certificate chain (TLS on --listen unless --tls-listen)"},
+    {.name = "tls-key", .id = O_TLS_KEY, TEXT("FILE"), .help = "PEM private key"},
+    {.name = "jwt-secret",
+     .id = O_JWT,
+     TEXT("S"),
+     .help = "HMAC-SHA256 secret for ?token= / Bearer JWTs"},
+    {.name = "jwt-audience",
+     .id = O_JWT_AUD,
+     TEXT("S"),
+     .help = "JWTs must carry this aud (needs --jwt-secret)"},
+    {.name = "jwt-issuer",
+     .id = O_JWT_ISS,
+     TEXT("S"),
+     .help = "JWTs must carry this iss (needs --jwt-secret)"},
+    {.name = "token-grace",
+     .id = O_TOKEN_GRACE,
+     DUR(0),
+     .help = "keep a connection this long after its JWT expires"},
+    {.name = "publish-token",
+     .id = O_PUB_TOKEN,
+     TEXT("T"),
+     .help = "bearer token required to publish"},
+    {.name = "allowed-origin",
+     .id = O_ORIGIN,
+     .kind = TW_FLAG_CUSTOM,
+     .arg = "PATTERN",
+     .help = "another site whose pages may connect"},
+    {.name = "demo",
+     .id = O_DEMO,
+     .kind = TW_FLAG_SWITCH,
+     .group = "Other",
+     .help = "publish a synthetic market feed (for the demo page)"},
+    {.name = "config",
+     .id = O_CONFIG,
+     .kind = TW_FLAG_CUSTOM,
+     .arg = "FILE",
+     .help = "read flags from FILE (format below)"},
+    {.name = "help",
+     .id = O_HELP,
+     .kind = TW_FLAG_HELP,
+     .help = "print this text and exit (also -h)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -152,11 +261,8 @@ static const struct profile profiles[] = {
 /* Parser state that must outlive one flag: where we are (for messages), which source
  * the current listen list came from, and what was given explicitly. */
 struct parser {
+        tw_flags fl; /* the walk; fl.file is non-NULL while reading a --config file */
         tw_config *c;
-        char *err;
-        size_t errlen;
-        const char *file; /* NULL while reading argv */
-        unsigned line;
         unsigned seg;        /* bumped whenever the source of flags changes */
         unsigned listen_seg; /* source whose entries fill c->listen; UINT_MAX = defaults */
         unsigned origin_seg; /* likewise for c->origins */
@@ -368,68 +474,13 @@ static unsigned listen_port(const tw_listen *l)
         return ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port);
 }
 
-/* ---- formatting for messages and --help ---- */
-
-static const char *fmt_duration(uint64_t ms, char *buf, size_t cap)
-{
-        if (ms != 0 && ms % 60000 == 0)
-                snprintf(buf, cap, "%" PRIu64 "m", ms / 60000);
-        else if (ms % 1000 == 0)
-                snprintf(buf, cap, "%" PRIu64 "s", ms / 1000);
-        else
-                snprintf(buf, cap, "%" PRIu64 "ms", ms);
-        return buf;
-}
-
-static const char *fmt_size(uint64_t n, char *buf, size_t cap)
-{
-        static const char *const names[] = {"GiB", "MiB", "KiB"};
-        for (int i = 0; i < 3; i++) {
-                uint64_t unit = 1ull << (30 - 10 * i);
-                if (n != 0 && n % unit == 0) {
-                        snprintf(buf, cap, "%" PRIu64 "%s", n / unit, names[i]);
-                        return buf;
-                }
-        }
-        snprintf(buf, cap, "%" PRIu64, n);
-        return buf;
-}
-
 /* ---- error reporting ---- */
 
-/* Writes one line into err: "FILE:LINE: " when reading a config file, then the message. */
-static int seterr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int seterr(struct parser *p, const char *fmt, ...)
-{
-        char msg[384];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        if (p->err && p->errlen) {
-                if (p->file)
-                        snprintf(p->err, p->errlen, "%s:%u: %s", p->file, p->line, msg);
-                else
-                        snprintf(p->err, p->errlen, "%s", msg);
-        }
-        return -EINVAL;
-}
-
-/* An error about one flag: "--name: ..." on the command line, "name: ..." in a file,
- * where the user wrote it without dashes. */
-static int fail(struct parser *p, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(struct parser *p, const char *name, const char *fmt, ...)
-{
-        char msg[320];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        return seterr(p, "%s%s: %s", p->file ? "" : "--", name, msg);
-}
+/* Messages go through the flags module, which knows whether a file is being read. */
+#define seterr(p, ...)     tw_flags_error(&(p)->fl, __VA_ARGS__)
+#define fail(p, name, ...) tw_flags_fail(&(p)->fl, (name), __VA_ARGS__)
+#define fmt_duration       tw_flags_fmt_duration
+#define fmt_size           tw_flags_fmt_size
 
 /* ---- defaults and applying one flag ---- */
 
@@ -464,67 +515,9 @@ void tw_config_defaults(tw_config *c)
         c->token_grace_ms = 10000;
 }
 
-static const struct opt *find_opt(const char *name, size_t len)
-{
-        for (size_t i = 0; i < NOPTS; i++)
-                if (strlen(opts[i].name) == len && memcmp(opts[i].name, name, len) == 0)
-                        return &opts[i];
-        return NULL;
-}
-
-static int set_duration(struct parser *p, const struct opt *o, const char *v, bool nonzero,
-                        uint64_t *dst)
-{
-        uint64_t ms;
-        if (tw_parse_duration_ms(v, &ms) != 0)
-                return fail(p, o->name, "invalid duration '%s' (use ms, s or m)", v);
-        if (nonzero && ms == 0)
-                return fail(p, o->name, "must be greater than 0");
-        if (ms > MAX_DURATION_MS)
-                return fail(p, o->name, "'%s' is over the limit of 24h", v);
-        *dst = ms;
-        return 0;
-}
-
-static int set_size(struct parser *p, const struct opt *o, const char *v, uint64_t *dst)
-{
-        uint64_t n;
-        if (tw_parse_size(v, &n) != 0)
-                return fail(p, o->name, "invalid size '%s' (use bytes, KiB, MiB or GiB)", v);
-        if (n == 0)
-                return fail(p, o->name, "must be greater than 0");
-        *dst = n;
-        return 0;
-}
-
-static int set_count(struct parser *p, const struct opt *o, const char *v, uint64_t min,
-                     uint64_t max, uint32_t *dst)
-{
-        uint64_t n;
-        if (parse_u64(v, &n) != 0)
-                return fail(p, o->name, "invalid number '%s'", v);
-        if (n < min)
-                return fail(p, o->name, "must be at least %" PRIu64, min);
-        if (n > max)
-                return fail(p, o->name, "%s is over the limit of %" PRIu64, v, max);
-        *dst = (uint32_t)n;
-        return 0;
-}
-
-/* A count where 0 means "no limit", which may also be written "off". */
-static int set_limit(struct parser *p, const struct opt *o, const char *v, uint64_t max,
-                     uint32_t *dst)
-{
-        if (strcmp(v, "off") == 0) {
-                *dst = 0;
-                return 0;
-        }
-        return set_count(p, o, v, 0, max, dst);
-}
-
 /* "N/s" or a bare N (also per second); 0 or "off" turns the limit off. No other unit
  * is accepted, so none is ever guessed at. */
-static int set_rate(struct parser *p, const struct opt *o, const char *v, uint32_t *dst)
+static int set_rate(struct parser *p, const tw_flag *o, const char *v, uint32_t *dst)
 {
         size_t n = strlen(v);
         uint64_t r = 0;
@@ -551,12 +544,12 @@ static int set_rate(struct parser *p, const struct opt *o, const char *v, uint32
 
 /* Values from argv can be kept by pointer (argv outlives the config); values from a
  * file live in a line buffer, so they are copied into c->strings[], one slot per flag. */
-static int set_string(struct parser *p, const struct opt *o, const char *v, unsigned slot,
+static int set_string(struct parser *p, const tw_flag *o, const char *v, unsigned slot,
                       const char **dst)
 {
         if (!*v)
                 return fail(p, o->name, "must not be empty");
-        if (!p->file) {
+        if (!p->fl.file) {
                 *dst = v;
                 return 0;
         }
@@ -568,7 +561,7 @@ static int set_string(struct parser *p, const struct opt *o, const char *v, unsi
         return 0;
 }
 
-static int add_listen(struct parser *p, const struct opt *o, const char *v)
+static int add_listen(struct parser *p, const tw_flag *o, const char *v)
 {
         tw_config *c = p->c;
         tw_listen l;
@@ -599,7 +592,7 @@ static int load_file(struct parser *p, const char *path);
 
 /* --allowed-origin: a pattern kept in c->origins[] (copied, since a file's line buffer
  * goes away). Like --listen, the first pattern from a source replaces the inherited list. */
-static int add_origin(struct parser *p, const struct opt *o, const char *v)
+static int add_origin(struct parser *p, const tw_flag *o, const char *v)
 {
         tw_config *c = p->c;
         size_t n = strlen(v);
@@ -619,78 +612,80 @@ static int add_origin(struct parser *p, const struct opt *o, const char *v)
         return 0;
 }
 
-static int apply(struct parser *p, const struct opt *o, const char *v)
+/* Stores one value the flags module has parsed and bounds-checked. One case per flag,
+ * hence its length. */
+static int set(tw_flags *fl, const tw_flag *o, const tw_flag_value *val)
 {
+        struct parser *p = fl->ctx;
         tw_config *c = p->c;
-        int rc;
+        const char *v = val->text;
 
         switch (o->id) {
         case O_LISTEN:
         case O_TLS_LISTEN:
                 return add_listen(p, o, v);
         case O_WORKERS:
-                return set_count(p, o, v, 0, MAX_WORKERS, &c->workers);
+                c->workers = (unsigned)val->u;
+                return 0;
         case O_PING:
-                rc = set_duration(p, o, v, true, &p->ping_ms);
-                p->ping_set |= rc == 0;
-                return rc;
+                p->ping_ms = val->u;
+                p->ping_set = true;
+                return 0;
         case O_IDLE:
-                rc = set_duration(p, o, v, true, &p->idle_ms);
-                p->idle_set |= rc == 0;
-                return rc;
+                p->idle_ms = val->u;
+                p->idle_set = true;
+                return 0;
         case O_PROFILE:
-                for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; i++)
-                        if (strcmp(v, profiles[i].name) == 0) {
-                                p->profile = (int)i;
-                                return 0;
-                        }
-                return fail(p, o->name, "unknown profile '%s' (use im, game, market or iot)", v);
+                p->profile = (int)val->u;
+                return 0;
         case O_TICK:
-                return set_duration(p, o, v, true, &c->tick_ms);
+                c->tick_ms = val->u;
+                return 0;
         case O_TCP_UTO:
                 /* Off only so bench/detect can show what the heartbeat alone achieves. */
-                if (strcmp(v, "on") == 0)
-                        c->tcp_user_timeout = true;
-                else if (strcmp(v, "off") == 0)
-                        c->tcp_user_timeout = false;
-                else
-                        return fail(p, o->name, "use on or off, not '%s'", v);
+                c->tcp_user_timeout = val->u == 0;
                 return 0;
         case O_HANDSHAKE:
-                return set_duration(p, o, v, true, &c->handshake_timeout_ms);
+                c->handshake_timeout_ms = val->u;
+                return 0;
         case O_CLOSE:
-                return set_duration(p, o, v, false, &c->close_timeout_ms);
+                c->close_timeout_ms = val->u;
+                return 0;
         case O_DRAIN:
-                return set_duration(p, o, v, false, &c->drain_timeout_ms);
+                c->drain_timeout_ms = val->u;
+                return 0;
         case O_SPREAD:
-                return set_duration(p, o, v, false, &c->reconnect_spread_ms);
+                c->reconnect_spread_ms = val->u;
+                return 0;
         case O_MAX_CONN:
-                return set_count(p, o, v, 0, UINT32_MAX, &c->max_connections);
+                c->max_connections = (uint32_t)val->u;
+                return 0;
         case O_MAX_CONN_IP:
-                return set_limit(p, o, v, UINT32_MAX, &c->max_connections_per_ip);
+                c->max_connections_per_ip = (uint32_t)val->u;
+                return 0;
         case O_MAX_MSG:
-                return set_size(p, o, v, &c->max_message);
+                c->max_message = val->u;
+                return 0;
         case O_MAX_RATE:
                 return set_rate(p, o, v, &c->max_message_rate);
         case O_MAX_QUEUE:
-                return set_size(p, o, v, &c->max_queue);
+                c->max_queue = val->u;
+                return 0;
         case O_MAX_SUBS:
-                return set_count(p, o, v, 1, UINT32_MAX, &c->max_subscriptions);
+                c->max_subscriptions = (uint32_t)val->u;
+                return 0;
         case O_MAX_TOPICS:
-                return set_count(p, o, v, 1, UINT32_MAX, &c->max_topics);
+                c->max_topics = (uint32_t)val->u;
+                return 0;
         case O_MAX_HIST_BYTES:
-                return set_size(p, o, v, &c->max_history_bytes);
+                c->max_history_bytes = val->u;
+                return 0;
         case O_SLOW:
-                if (strcmp(v, "conflate") == 0)
-                        c->slow_consumer = TW_SLOW_CONFLATE;
-                else if (strcmp(v, "disconnect") == 0)
-                        c->slow_consumer = TW_SLOW_DISCONNECT;
-                else
-                        return fail(p, o->name, "unknown policy '%s' (use conflate or disconnect)",
-                                    v);
+                c->slow_consumer = val->u ? TW_SLOW_DISCONNECT : TW_SLOW_CONFLATE;
                 return 0;
         case O_HISTORY:
-                return set_count(p, o, v, 1, UINT32_MAX, &c->history);
+                c->history = (uint32_t)val->u;
+                return 0;
         case O_TLS_CERT:
                 return set_string(p, o, v, 0, &c->tls_cert);
         case O_TLS_KEY:
@@ -702,11 +697,12 @@ static int apply(struct parser *p, const struct opt *o, const char *v)
         case O_JWT_ISS:
                 return set_string(p, o, v, 5, &c->jwt_issuer);
         case O_TOKEN_GRACE:
-                return set_duration(p, o, v, false, &c->token_grace_ms);
+                c->token_grace_ms = val->u;
+                return 0;
         case O_PUB_TOKEN:
                 return set_string(p, o, v, 3, &c->publish_token);
         case O_CONFIG:
-                if (p->file)
+                if (p->fl.file)
                         return fail(p, o->name, "not allowed inside a config file");
                 return load_file(p, v);
         case O_ORIGIN:
@@ -722,48 +718,6 @@ static int apply(struct parser *p, const struct opt *o, const char *v)
 
 /* ---- the config file ---- */
 
-static bool is_blank(char ch)
-{
-        return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
-}
-
-/* One line: "name value" or "name = value"; '#' starts a comment only as the first
- * non-blank character, because a secret may well contain '#'. */
-static int file_line(struct parser *p, char *s)
-{
-        char *end = s + strlen(s);
-
-        while (end > s && is_blank(end[-1]))
-                *--end = '\0';
-        while (is_blank(*s))
-                s++;
-        if (*s == '\0' || *s == '#')
-                return 0;
-        if (s[0] == '-' && s[1] == '-') /* tolerate a pasted command-line flag */
-                s += 2;
-
-        const char *key = s;
-        while (*s && !is_blank(*s) && *s != '=')
-                s++;
-        size_t klen = (size_t)(s - key);
-        while (is_blank(*s))
-                s++;
-        if (*s == '=')
-                for (s++; is_blank(*s); s++)
-                        ;
-
-        if (klen == 0)
-                return seterr(p, "expected 'flag value' or 'flag = value'");
-        const struct opt *o = find_opt(key, klen);
-        if (!o || o->id == O_HELP)
-                return seterr(p, "%.*s: unknown setting (see --help)", (int)klen, key);
-        if (!o->arg) /* a switch: its name alone */
-                return *s ? fail(p, o->name, "takes no value") : apply(p, o, NULL);
-        if (*s == '\0')
-                return fail(p, o->name, "missing value");
-        return apply(p, o, s);
-}
-
 static int load_file(struct parser *p, const char *path)
 {
         char buf[FILE_LINE_MAX];
@@ -772,11 +726,11 @@ static int load_file(struct parser *p, const char *path)
 
         if (!f)
                 return fail(p, "config", "cannot open '%s': %s", path, strerror(errno));
-        p->file = path;
-        p->line = 0;
+        p->fl.file = path;
+        p->fl.line = 0;
         p->seg++;
         while (fgets(buf, sizeof buf, f)) {
-                p->line++;
+                p->fl.line++;
                 size_t n = strlen(buf);
                 if (n == sizeof buf - 1 && buf[n - 1] != '\n') {
                         int next = getc(f); /* a full buffer may also be the last line */
@@ -786,13 +740,13 @@ static int load_file(struct parser *p, const char *path)
                                 break;
                         }
                 }
-                if ((rc = file_line(p, buf)) != 0)
+                if ((rc = tw_flags_parse_line(&p->fl, buf)) != 0)
                         break;
         }
         if (rc == 0 && ferror(f))
                 rc = seterr(p, "read error");
         fclose(f);
-        p->file = NULL;
+        p->fl.file = NULL;
         p->seg++;
         return rc;
 }
@@ -849,66 +803,34 @@ static int finish(struct parser *p)
 
 int tw_config_parse(tw_config *c, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
-        struct parser p = {.c = c,
-                           .err = err,
-                           .errlen = errlen,
+        struct parser p = {.fl = {.tab = opts,
+                                  .n = NOPTS,
+                                  .set = set,
+                                  .err = err,
+                                  .errlen = errlen,
+                                  .short_help = true},
+                           .c = c,
                            .listen_seg = UINT_MAX,
                            .origin_seg = UINT_MAX,
                            .profile = -1};
 
+        p.fl.ctx = &p;
         tw_config_defaults(c);
-        if (err && errlen)
-                err[0] = '\0';
-        for (int i = 1; i < argc; i++) {
-                const char *arg = argv[i], *v;
-                int rc;
-
-                if (strcmp(arg, "-h") == 0) {
-                        tw_config_usage(out ? out : stdout);
-                        return 1;
-                }
-                if (strncmp(arg, "--", 2) != 0)
-                        return seterr(&p,
-                                      "'%s': unexpected argument (flags start with --; see "
-                                      "--help)",
-                                      arg);
-                const char *name = arg + 2, *eq = strchr(name, '=');
-                size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-                const struct opt *o = find_opt(name, nlen);
-                if (!o)
-                        return seterr(&p, "--%.*s: unknown flag (see --help)", (int)nlen, name);
-                if (o->id == O_HELP) {
-                        if (eq)
-                                return fail(&p, o->name, "takes no value");
-                        tw_config_usage(out ? out : stdout);
-                        return 1;
-                }
-                if (!o->arg) { /* a switch */
-                        if (eq)
-                                return fail(&p, o->name, "takes no value");
-                        if ((rc = apply(&p, o, NULL)) != 0)
-                                return rc;
-                        continue;
-                }
-                /* "--flag value": a following "--word" is the next flag, not a value
-                 * (use --flag=--value for a value that really starts with dashes). */
-                if (eq)
-                        v = eq + 1;
-                else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
-                        v = argv[++i];
-                else
-                        return fail(&p, o->name, "missing value");
-                if ((rc = apply(&p, o, v)) != 0)
-                        return rc;
-        }
-        return finish(&p);
+        int rc = tw_flags_parse_argv(&p.fl, argc, argv);
+        if (rc == 1)
+                tw_config_usage(out ? out : stdout);
+        return rc != 0 ? rc : finish(&p);
 }
 
 /* ---- --help ---- */
 
-static const char *fmt_default(enum opt_id id, const tw_config *d, char *buf, size_t cap)
+/* The default --help shows for a flag, from tw_config_defaults() itself. One case per
+ * flag, hence its length. */
+static const char *fmt_default(const tw_flag *f, const void *ctx, char *buf, size_t cap)
 {
-        switch (id) {
+        const tw_config *d = ctx;
+
+        switch ((enum opt_id)f->id) {
         case O_LISTEN:
                 tw_listen_format(&d->listen[0], buf, cap);
                 return buf;
@@ -988,26 +910,13 @@ static const char *fmt_default(enum opt_id id, const tw_config *d, char *buf, si
 void tw_config_usage(FILE *out)
 {
         tw_config d;
-        char def[64], left[40];
 
         tw_config_defaults(&d);
         fprintf(out, "Usage: tickwire [flags]\n"
                      "\n"
                      "A WebSocket push server with heartbeat-based dead-peer detection.\n"
                      "Flags take \"--flag value\" or \"--flag=value\".\n");
-        for (size_t i = 0; i < NOPTS; i++) {
-                const struct opt *o = &opts[i];
-                const char *dv = fmt_default(o->id, &d, def, sizeof def);
-
-                if (o->group)
-                        fprintf(out, "\n%s:\n", o->group);
-                snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "",
-                         o->arg ? o->arg : "");
-                if (dv)
-                        fprintf(out, "  %-26s %s [%s]\n", left, o->help, dv);
-                else
-                        fprintf(out, "  %-26s %s\n", left, o->help);
-        }
+        tw_flags_usage(out, opts, NOPTS, 26, fmt_default, &d);
         fprintf(out,
                 "\n"
                 "DUR: 250ms, 30s, 2m or a bare number of seconds; a fraction is fine when it\n"

@@ -21,7 +21,6 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/coding.h>
-#include <wolfssl/wolfcrypt/sha.h>
 
 /* RFC 7230 3.2.6 tchar: the characters of a method or a header name. */
 static bool is_tchar(unsigned char c)
@@ -188,6 +187,25 @@ static int parse_header_line(struct cursor *c, tw_http_header *h)
         return 1;
 }
 
+/* Header lines up to and including the empty line that ends the head. Returns the head's
+ * length (the cursor's position past that line) or a negative TW_HTTP_* code. */
+static int parse_headers(struct cursor *c, tw_http_header *h, size_t *nh)
+{
+        for (;;) {
+                int r = eat_eol(c);
+                if (r < 0)
+                        return r;
+                if (r == 1)
+                        return (int)c->pos;
+                if (*nh == TW_HTTP_MAX_HEADERS)
+                        return TW_HTTP_TOO_LARGE;
+                r = parse_header_line(c, &h[*nh]);
+                if (r < 0)
+                        return r;
+                (*nh)++;
+        }
+}
+
 int tw_http_parse_request(const char *buf, size_t len, tw_http_request *req)
 {
         struct cursor c = {
@@ -208,29 +226,97 @@ int tw_http_parse_request(const char *buf, size_t len, tw_http_request *req)
         if (r < 0)
                 return r;
 
-        for (;;) {
-                r = eat_eol(&c);
-                if (r < 0)
-                        return r;
-                if (r == 1)
-                        return (int)c.pos;
-                if (req->nheaders == TW_HTTP_MAX_HEADERS)
-                        return TW_HTTP_TOO_LARGE;
-                r = parse_header_line(&c, &req->headers[req->nheaders]);
-                if (r < 0)
-                        return r;
-                req->nheaders++;
+        return parse_headers(&c, req->headers, &req->nheaders);
+}
+
+/* "HTTP/1.x SP 3DIGIT [SP reason-phrase] CRLF" (RFC 9112 4). The reason may be empty,
+ * and so may be its space: clients ignore it and servers have been seen to drop both. */
+static int parse_status_line(struct cursor *c, tw_http_response *resp)
+{
+        static const char version[] = "HTTP/1.";
+        int status = 0;
+
+        for (size_t i = 0; i < sizeof(version) - 1; i++, c->pos++) {
+                if (c->pos >= c->end)
+                        return c->starved;
+                if (c->buf[c->pos] != version[i])
+                        return TW_HTTP_INVALID;
         }
+        if (c->pos >= c->end)
+                return c->starved;
+        if (c->buf[c->pos] != '0' && c->buf[c->pos] != '1')
+                return TW_HTTP_INVALID;
+        resp->minor_version = c->buf[c->pos++] - '0';
+        if (c->pos >= c->end)
+                return c->starved;
+        if (c->buf[c->pos++] != ' ')
+                return TW_HTTP_INVALID;
+        for (int i = 0; i < 3; i++, c->pos++) {
+                if (c->pos >= c->end)
+                        return c->starved;
+                char d = c->buf[c->pos];
+                if (d < (i == 0 ? '1' : '0') || d > '9')
+                        return TW_HTTP_INVALID;
+                status = status * 10 + (d - '0');
+        }
+        resp->status = status;
+        resp->reason = (tw_span){c->buf + c->pos, 0};
+
+        int r = eat_eol(c);
+        if (r != 0)
+                return r;
+        if (c->buf[c->pos] != ' ')
+                return TW_HTTP_INVALID; /* "HTTP/1.1 1010": a fourth digit */
+        size_t start = ++c->pos;
+        for (;;) {
+                size_t end = c->pos;
+                r = eat_eol(c);
+                if (r < 0)
+                        return r;
+                if (r == 1) {
+                        resp->reason = (tw_span){c->buf + start, end - start};
+                        return 1;
+                }
+                if (!is_value_char((unsigned char)c->buf[c->pos]))
+                        return TW_HTTP_INVALID;
+                c->pos++;
+        }
+}
+
+int tw_http_parse_response(const char *buf, size_t len, tw_http_response *resp)
+{
+        struct cursor c = {
+            .buf = buf,
+            .pos = 0,
+            .end = len < TW_HTTP_MAX_HEAD ? len : TW_HTTP_MAX_HEAD,
+            .starved = len < TW_HTTP_MAX_HEAD ? TW_HTTP_NEED_MORE : TW_HTTP_TOO_LARGE,
+        };
+
+        resp->nheaders = 0;
+        int r = parse_status_line(&c, resp);
+        if (r < 0)
+                return r;
+        return parse_headers(&c, resp->headers, &resp->nheaders);
+}
+
+static const tw_span *headers_get(const tw_http_header *h, size_t nh, const char *name)
+{
+        size_t n = strlen(name);
+
+        for (size_t i = 0; i < nh; i++)
+                if (span_eq_nocase(h[i].name, name, n))
+                        return &h[i].value;
+        return NULL;
 }
 
 const tw_span *tw_http_header_get(const tw_http_request *req, const char *name)
 {
-        size_t n = strlen(name);
+        return headers_get(req->headers, req->nheaders, name);
+}
 
-        for (size_t i = 0; i < req->nheaders; i++)
-                if (span_eq_nocase(req->headers[i].name, name, n))
-                        return &req->headers[i].value;
-        return NULL;
+const tw_span *tw_http_response_header(const tw_http_response *resp, const char *name)
+{
+        return headers_get(resp->headers, resp->nheaders, name);
 }
 
 /* The value of a header that must appear exactly once: NULL when absent or repeated. */
@@ -387,31 +473,6 @@ int tw_http_check_upgrade(const tw_http_request *req, tw_span *key)
                 return 426;
         *key = *k;
         return 0;
-}
-
-int tw_ws_accept_key(tw_span key, char out[29])
-{
-        static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-        byte digest[WC_SHA_DIGEST_SIZE];
-        word32 out_n = 28;
-        wc_Sha sha;
-        int rc = -EIO;
-
-        if (key.n > 1024)
-                return -EINVAL;
-        if (wc_InitSha(&sha) != 0)
-                return -EIO;
-        if (wc_ShaUpdate(&sha, (const byte *)key.p, (word32)key.n) != 0 ||
-            wc_ShaUpdate(&sha, (const byte *)guid, sizeof(guid) - 1) != 0 ||
-            wc_ShaFinal(&sha, digest) != 0)
-                goto out;
-        if (Base64_Encode_NoNl(digest, sizeof(digest), (byte *)out, &out_n) != 0 || out_n != 28)
-                goto out;
-        out[28] = '\0';
-        rc = 0;
-out:
-        wc_ShaFree(&sha);
-        return rc;
 }
 
 static void put_uint(tw_out *o, uint64_t v)

@@ -1,6 +1,6 @@
 /*
  * ws.c — the RFC 6455 frame codec: a streaming frame reader, the frame builders, masking,
- * an incremental UTF-8 validator and the close-code rules.
+ * an incremental UTF-8 validator, the close-code rules and the handshake's accept key.
  *
  * Everything here works on the caller's bytes and nothing else: no allocation, no I/O.
  * The reader is a small state machine (header -> payload or control -> header) whose
@@ -21,7 +21,12 @@
  */
 #include "tickwire/ws.h"
 
+#include <errno.h>
 #include <string.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/coding.h>
+#include <wolfssl/wolfcrypt/sha.h>
 
 /* ---- UTF-8 ----
  *
@@ -162,13 +167,11 @@ bool tw_utf8_valid(const uint8_t *p, size_t n)
 
 /* ---- close codes ---- */
 
-/* DESIGN 4 on purpose lists fewer codes than the IANA registry: 1012-1014 are
- * registered but never accepted from a peer here. */
+/* DESIGN 4's list (1000-1003, 1007-1011, 3000-4999) plus the IANA-registered 1012-1014
+ * (Service Restart, Try Again Later, Bad Gateway), which are accepted from a peer: this
+ * server sends 1013 to slow consumers, so a client built on this codec must take it. */
 bool tw_ws_close_code_valid(uint16_t code)
 {
-        /* DESIGN 4's list plus the IANA-registered 1012-1014 (Service Restart, Try Again
-         * Later, Bad Gateway): this server sends 1013 to slow consumers, so a client built
-         * on this codec must accept it. */
         return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
                (code >= 3000 && code <= 4999);
 }
@@ -576,4 +579,31 @@ size_t tw_ws_read(tw_ws_reader *r, uint8_t *buf, size_t len, tw_ws_event *ev)
                         return fail(r, ev, TW_WS_CLOSE_PROTOCOL, 0);
                 }
         }
+}
+
+/* ---- the opening handshake ---- */
+
+int tw_ws_accept_key(tw_span key, char out[29])
+{
+        static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+        byte digest[WC_SHA_DIGEST_SIZE];
+        word32 out_n = 28;
+        wc_Sha sha;
+        int rc = -EIO;
+
+        if (key.n > 1024)
+                return -EINVAL;
+        if (wc_InitSha(&sha) != 0)
+                return -EIO;
+        if (wc_ShaUpdate(&sha, (const byte *)key.p, (word32)key.n) != 0 ||
+            wc_ShaUpdate(&sha, (const byte *)guid, sizeof(guid) - 1) != 0 ||
+            wc_ShaFinal(&sha, digest) != 0)
+                goto out;
+        if (Base64_Encode_NoNl(digest, sizeof(digest), (byte *)out, &out_n) != 0 || out_n != 28)
+                goto out;
+        out[28] = '\0';
+        rc = 0;
+out:
+        wc_ShaFree(&sha);
+        return rc;
 }

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "tickwire/http.h" /* tw_span */
+#include "tickwire/span.h"
 
 typedef struct tw_asset {
         const char *path;  /* "/tickwire.js" */

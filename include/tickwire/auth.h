@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tickwire/http.h" /* tw_span */
+#include "tickwire/span.h"
 
 /* Clock skew allowed between token issuers and us, for exp and nbf. */
 #define TW_TOKEN_LEEWAY_S 5

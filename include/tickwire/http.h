@@ -1,6 +1,8 @@
 /*
- * http — the HTTP/1.1 request-head parser, the WebSocket upgrade checks and the few
- * responses the server writes.
+ * http — the HTTP/1.1 request-head parser, the WebSocket upgrade checks, the few
+ * responses the server writes, and the response-head parser a client (the loadgen) reads
+ * the 101 with. tw_span lives in span.h and the accept key in ws.h; both are included
+ * here so a caller of the upgrade needs this header alone.
  *
  * Owns: bytes in, spans out. The parser is pure (picohttpparser style): it allocates
  * nothing, copies nothing, returns spans into the caller's buffer, and is simply called
@@ -14,19 +16,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tickwire/span.h"
+#include "tickwire/ws.h" /* tw_ws_accept_key, for the 101 */
+
 #define TW_HTTP_MAX_HEAD    8192 /* a request head larger than this is answered 431 */
 #define TW_HTTP_MAX_HEADERS 32
 
 #define TW_HTTP_NEED_MORE (-2)
 #define TW_HTTP_INVALID   (-1)
 #define TW_HTTP_TOO_LARGE (-3) /* too many header lines: 431 */
-
-typedef struct tw_span {
-        const char *p;
-        size_t n;
-} tw_span;
-
-#define TW_SPAN_LIT(s) ((tw_span){(s), sizeof(s) - 1})
 
 typedef struct tw_http_header {
         tw_span name;
@@ -51,6 +49,26 @@ int tw_http_parse_request(const char *buf, size_t len, tw_http_request *req);
 /* Case-insensitive header lookup; the first match or NULL. */
 const tw_span *tw_http_header_get(const tw_http_request *req, const char *name);
 
+/* A response head, as a client reads the server's answer to its upgrade. */
+typedef struct tw_http_response {
+        int minor_version; /* HTTP/1.x */
+        int status;        /* three digits, 100-999 */
+        tw_span reason;    /* reason phrase as sent; may be empty */
+        size_t nheaders;
+        tw_http_header headers[TW_HTTP_MAX_HEADERS];
+} tw_http_response;
+
+/* Parses a response head from buf[0..len) with the request parser's contract: the head's
+ * length including the final empty line (> 0), TW_HTTP_NEED_MORE (every strict prefix of
+ * a valid head), TW_HTTP_INVALID, or TW_HTTP_TOO_LARGE (over TW_HTTP_MAX_HEAD bytes or
+ * TW_HTTP_MAX_HEADERS lines). Bytes after the head (a 101's first frames) are not looked
+ * at. Header lines follow the request parser's rules; no empty lines before the status
+ * line. */
+int tw_http_parse_response(const char *buf, size_t len, tw_http_response *resp);
+
+/* Case-insensitive header lookup in a response; the first match or NULL. */
+const tw_span *tw_http_response_header(const tw_http_response *resp, const char *name);
+
 /* True when the comma-separated header `name` holds `token` (case-insensitive), e.g.
  * Connection: keep-alive, Upgrade. Looks through every header line with that name. */
 bool tw_http_header_has_token(const tw_http_request *req, const char *name, const char *token);
@@ -69,10 +87,6 @@ int64_t tw_http_content_length(const tw_http_request *req);
  * broken upgrade (not GET, not HTTP/1.1, no Connection: upgrade token, a key that is not
  * base64 of 16 bytes, no version). */
 int tw_http_check_upgrade(const tw_http_request *req, tw_span *key);
-
-/* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)) with wolfCrypt. Writes 28
- * characters and a NUL into out. Returns 0 or a negative errno. */
-int tw_ws_accept_key(tw_span key, char out[29]);
 
 /* Writes the 101 Switching Protocols response, selecting `protocol` (NULL: none); returns
  * its length or 0 if cap is short. */

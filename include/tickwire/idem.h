@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tickwire/http.h" /* tw_span */
+#include "tickwire/span.h"
 
 #define TW_IDEM_MAX    4096
 #define TW_IDEM_TTL_MS (5 * 60 * 1000)

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tickwire/http.h" /* tw_span */
+#include "tickwire/span.h"
 
 #define TW_TOPIC_MAX 128
 #define TW_NAME_MAX  64 /* epochs and publish ids: 1-64 bytes of the topic alphabet */

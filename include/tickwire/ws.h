@@ -1,6 +1,6 @@
 /*
  * ws — the RFC 6455 frame codec: an incremental frame reader, frame builders, masking,
- * an incremental UTF-8 validator and the close-code rules.
+ * an incremental UTF-8 validator, the close-code rules and the handshake's accept key.
  *
  * Owns: the byte-level protocol only. Pure functions over the caller's bytes: no I/O, no
  * allocation, no clocks; the reader can be fed one byte at a time or many frames at once
@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "tickwire/span.h"
 
 enum {
         TW_WS_OP_CONT = 0x0,
@@ -87,6 +89,13 @@ void tw_ws_mask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset);
  * the frame length. */
 size_t tw_ws_close_build(uint8_t *out, uint16_t code, const char *reason, size_t reason_len,
                          const uint8_t *mask);
+
+/* ---- the opening handshake ---- */
+
+/* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)) with wolfCrypt (RFC 6455
+ * 4.2.2). Writes 28 characters and a NUL into out. Returns 0 or a negative errno. The
+ * server answers a key with it; a client checks the 101 it gets back against it. */
+int tw_ws_accept_key(tw_span key, char out[29]);
 
 /* ---- reading frames ---- */
 

@@ -20,7 +20,11 @@
  *    and returns the first with that name; tw_http_header_has_token,
  *    tw_http_content_length (>= -1), tw_http_check_upgrade (0, 400 or 426; on 0 a 24-byte
  *    key inside the head whose accept key builds) and tw_http_query_get (finds the first
- *    pair of each key, value inside the query) keep their contracts.
+ *    pair of each key, value inside the query) keep their contracts;
+ *  - the same input as a response head (tw_http_parse_response, the loadgen's 101
+ *    parser): the same result contract and prefix invariance, status 100-999, every span
+ *    inside the head, and tw_http_response_header finds the first header of each name.
+ *    Checked on the first head only, so the harness keeps its pace and CI its time.
  *
  * Build and run: see README.md "Fuzzing" (cmake -DTW_FUZZ=ON -DCMAKE_C_COMPILER=clang).
  */
@@ -290,6 +294,52 @@ static int check_head(const char *alloc, size_t alloc_n, const char *p, size_t l
         return r;
 }
 
+static int parse_response_poisoned(const char *alloc, size_t alloc_n, size_t len,
+                                   tw_http_response *resp)
+{
+        ASAN_POISON_MEMORY_REGION(alloc + len, alloc_n - len);
+        int r = tw_http_parse_response(alloc, len, resp);
+        ASAN_UNPOISON_MEMORY_REGION(alloc, alloc_n);
+        return r;
+}
+
+static void check_response(const char *b, size_t len)
+{
+        static tw_http_response resp, part;
+        char name[TW_HTTP_MAX_HEAD + 1];
+
+        int r = parse_response_poisoned(b, len, len, &resp);
+        if (r != TW_HTTP_NEED_MORE && r != TW_HTTP_INVALID && r != TW_HTTP_TOO_LARGE && r <= 0)
+                FAIL("response: unknown result %d", r);
+        size_t upto = r > 0 ? (size_t)r : r == TW_HTTP_NEED_MORE ? len : 0;
+        size_t stride = upto <= PREFIX_ALL ? 1 : upto / PREFIX_ALL + 1;
+        for (size_t k = 0; k < upto; k++)
+                if ((k % stride == 0 || k + PREFIX_TAIL >= upto) &&
+                    parse_response_poisoned(b, len, k, &part) != TW_HTTP_NEED_MORE)
+                        FAIL("response: prefix of %zu bytes is not NEED_MORE", k);
+        if (r <= 0)
+                return;
+        size_t h = (size_t)r;
+        if (h > len || h > TW_HTTP_MAX_HEAD)
+                FAIL("response: head %zu longer than input %zu or the limit", h, len);
+        if (resp.status < 100 || resp.status > 999 || resp.minor_version < 0 ||
+            resp.minor_version > 1 || !span_inside(resp.reason, b, h) ||
+            resp.nheaders > TW_HTTP_MAX_HEADERS)
+                FAIL("response: status line");
+        for (size_t i = 0; i < resp.nheaders; i++) {
+                tw_span nm = resp.headers[i].name;
+                if (nm.n == 0 || !span_inside(nm, b, h) ||
+                    !span_inside(resp.headers[i].value, b, h))
+                        FAIL("response: header %zu span outside the head", i);
+                size_t first = 0;
+                while (!eq_nocase(resp.headers[first].name, nm))
+                        first++;
+                if (tw_http_response_header(&resp, cstr(nm, name, sizeof(name))) !=
+                    &resp.headers[first].value)
+                        FAIL("response: header(%s) is not the first of that name", name);
+        }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         char *buf = malloc(size ? size : 1);
@@ -304,6 +354,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         break;
                 at += (size_t)r;
         }
+        check_response(buf, size);
         free(buf);
         return 0;
 }
