@@ -22,7 +22,7 @@
 #include "tickwire/metrics.h"
 #include "tickwire/outq.h"
 #include "tickwire/proto.h"
-#include "tickwire/server.h"
+#include "tickwire/loop.h"
 #include "tickwire/tls.h"
 #include "tickwire/topic.h"
 
@@ -114,7 +114,7 @@ uint64_t tw_conn_queued(const tw_conn *c)
  * claim to be complete (TW_CF_LOSSY). */
 static int over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
-        const tw_config *cfg = &w->srv->cfg;
+        const tw_config *cfg = tw_worker_cfg(w);
         int64_t dropped;
 
         c->flags |= TW_CF_LOSSY;
@@ -123,19 +123,19 @@ static int over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
                         return -ENOMEM;
                 dropped = tw_outq_conflate(c->out, false);
                 if (dropped >= 0) {
-                        TW_INC(w->metrics.slow_consumer[TW_SLOW_CONFLATE]);
-                        TW_ADD(w->metrics.messages_dropped, (uint64_t)dropped);
+                        TW_INC(tw_worker_metrics(w)->slow_consumer[TW_SLOW_CONFLATE]);
+                        TW_ADD(tw_worker_metrics(w)->messages_dropped, (uint64_t)dropped);
                         if (tw_outq_unpinned_bytes(c->out) <= cfg->max_queue)
                                 return 0;
                 }
         } else {
                 if (f->topic_id)
-                        TW_INC(w->metrics.messages_dropped);
+                        TW_INC(tw_worker_metrics(w)->messages_dropped);
                 tw_frame_unref(f);
         }
         dropped = tw_outq_conflate(c->out, true);
-        TW_ADD(w->metrics.messages_dropped, (uint64_t)(dropped > 0 ? dropped : 0));
-        TW_INC(w->metrics.slow_consumer[TW_SLOW_DISCONNECT]);
+        TW_ADD(tw_worker_metrics(w)->messages_dropped, (uint64_t)(dropped > 0 ? dropped : 0));
+        TW_INC(tw_worker_metrics(w)->slow_consumer[TW_SLOW_DISCONNECT]);
         tw_conn_close(w, c, TW_WS_CLOSE_TRY_AGAIN, "slow consumer", 13);
         return -ENOBUFS;
 }
@@ -146,7 +146,7 @@ int tw_conn_send_raw(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
         if (tw_outq_push(&c->out, f) < 0) {
                 tw_frame_unref(f);
-                TW_INC(w->metrics.limit_hits);
+                TW_INC(tw_worker_metrics(w)->limit_hits);
                 tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
                 return -ENOMEM;
         }
@@ -165,7 +165,7 @@ int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
         /* The bound applies to a live session only: once our Close is queued nothing more
          * is added but the Close itself, which always goes out behind everything else. */
         if (c->state == TW_CONN_OPEN && !(c->flags & TW_CF_CLOSE_SENT) &&
-            tw_outq_bytes(c->out) + f->len > w->srv->cfg.max_queue)
+            tw_outq_bytes(c->out) + f->len > tw_worker_cfg(w)->max_queue)
                 return over_bound(w, c, f);
         return tw_conn_send_raw(w, c, f);
 }
@@ -178,7 +178,7 @@ void tw_conn_send_text(struct tw_worker *w, tw_conn *c, const void *p, size_t n)
                 tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
                 return;
         }
-        TW_INC(w->metrics.messages_sent);
+        TW_INC(tw_worker_metrics(w)->messages_sent);
         tw_conn_send(w, c, f);
 }
 
@@ -222,7 +222,7 @@ static void linger_drained(struct tw_worker *w, tw_conn *c)
                 return;
         c->flags |= TW_CF_SHUT;
         tw_worker_shutdown(w, c);
-        tw_worker_arm(w, c, w->now_ms + w->srv->cfg.close_timeout_ms);
+        tw_worker_arm(w, c, tw_worker_now(w) + tw_worker_cfg(w)->close_timeout_ms);
 }
 
 void tw_conn_linger(struct tw_worker *w, tw_conn *c)
@@ -242,13 +242,13 @@ void tw_conn_linger(struct tw_worker *w, tw_conn *c)
 
 void tw_conn_on_sent(struct tw_worker *w, tw_conn *c, size_t sent, uint64_t left)
 {
-        const tw_config *cfg = &w->srv->cfg;
+        const tw_config *cfg = tw_worker_cfg(w);
 
         switch (c->state) {
         case TW_CONN_HTTP:
                 /* A client reading a backlog of answers is making progress. */
                 if (sent && (c->flags & TW_CF_SERVED))
-                        tw_worker_arm(w, c, w->now_ms + cfg->handshake_timeout_ms);
+                        tw_worker_arm(w, c, tw_worker_now(w) + cfg->handshake_timeout_ms);
                 tw_conn_resume(w, c);
                 break;
         case TW_CONN_OPEN:
@@ -284,7 +284,7 @@ static void queue_close(struct tw_worker *w, tw_conn *c, uint16_t code, const ch
         c->flags |= TW_CF_CLOSE_SENT;
         c->close_code = code ? code : TW_WS_CLOSE_NO_STATUS;
         if (!f) {
-                TW_INC(w->metrics.limit_hits);
+                TW_INC(tw_worker_metrics(w)->limit_hits);
                 tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
                 return;
         }
@@ -353,20 +353,20 @@ enum { RATE_OK, RATE_REFUSED, RATE_CLOSE };
 
 static uint32_t now_us32(const struct tw_worker *w)
 {
-        return (uint32_t)(w->now_ms * 1000u);
+        return (uint32_t)(tw_worker_now(w) * 1000u);
 }
 
 static void rate_touch(struct tw_worker *w, tw_conn *c)
 {
         uint32_t now = now_us32(w);
 
-        if ((uint32_t)w->now_ms - c->last_seen >= 60000u || (int32_t)(c->tat - now) < 0)
+        if ((uint32_t)tw_worker_now(w) - c->last_seen >= 60000u || (int32_t)(c->tat - now) < 0)
                 c->tat = now;
 }
 
 static int rate_take(struct tw_worker *w, tw_conn *c)
 {
-        uint32_t rate = w->srv->cfg.max_message_rate;
+        uint32_t rate = tw_worker_cfg(w)->max_message_rate;
         uint32_t t, tau;
         int32_t ahead;
 
@@ -378,7 +378,7 @@ static int rate_take(struct tw_worker *w, tw_conn *c)
         c->tat += t;
         if (ahead <= (int32_t)tau)
                 return RATE_OK;
-        TW_INC(w->metrics.rate_limited);
+        TW_INC(tw_worker_metrics(w)->rate_limited);
         return ahead > (int32_t)tau + 1000000 ? RATE_CLOSE : RATE_REFUSED;
 }
 
@@ -405,7 +405,7 @@ static void on_text(struct tw_worker *w, tw_conn *c, const uint8_t *p, size_t n)
         char buf[256];
         size_t len;
 
-        TW_INC(w->metrics.messages_received);
+        TW_INC(tw_worker_metrics(w)->messages_received);
         if (!rate_allows(w, c, true))
                 return;
         st = tw_proto_parse((const char *)p, n, &m);
@@ -456,7 +456,7 @@ static void on_data_event(struct tw_worker *w, tw_conn *c, const tw_ws_event *ev
                 return;
         }
         rx = rx_get(c);
-        if (!rx || rx_append(rx, ev->data, ev->len, w->srv->cfg.max_message) < 0) {
+        if (!rx || rx_append(rx, ev->data, ev->len, tw_worker_cfg(w)->max_message) < 0) {
                 fail(w, c, rx ? TW_WS_CLOSE_TOO_BIG : TW_WS_CLOSE_INTERNAL, NULL);
                 return;
         }
@@ -495,17 +495,17 @@ static void ws_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
         tw_ws_reader *r;
         tw_ws_event ev;
 
-        if (w->srv->cfg.max_message_rate)
+        if (tw_worker_cfg(w)->max_message_rate)
                 rate_touch(w, c); /* before last_seen moves: it tells how long we were idle */
         /* Any inbound byte is a sign of life: a store, not a timer operation. */
-        c->last_seen = (uint32_t)w->now_ms;
+        c->last_seen = (uint32_t)tw_worker_now(w);
         c->flags &= ~TW_CF_PING;
 
         if (c->rx && c->rx->has_reader) {
                 r = &c->rx->reader;
         } else {
-                r = &w->scratch;
-                tw_ws_reader_init(r, true, w->srv->cfg.max_message);
+                r = tw_worker_scratch(w);
+                tw_ws_reader_init(r, true, tw_worker_cfg(w)->max_message);
         }
         while (len > 0 && (c->state == TW_CONN_OPEN || c->state == TW_CONN_CLOSING)) {
                 size_t used = tw_ws_read(r, buf, len, &ev);
@@ -528,7 +528,7 @@ static void ws_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
         }
         if (c->state != TW_CONN_OPEN && c->state != TW_CONN_CLOSING)
                 return;
-        if (r == &w->scratch && !tw_ws_reader_idle(r)) {
+        if (r == tw_worker_scratch(w) && !tw_ws_reader_idle(r)) {
                 struct tw_rx *rx = rx_get(c);
 
                 if (!rx) {
@@ -555,7 +555,7 @@ static uint64_t token_deadline(const struct tw_worker *w, int64_t exp)
         clock_gettime(CLOCK_REALTIME, &ts);
         left_ms =
             (exp + TW_TOKEN_LEEWAY_S) * 1000 - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-        return w->now_ms + (uint64_t)(left_ms > 0 ? left_ms : 0) + 1;
+        return tw_worker_now(w) + (uint64_t)(left_ms > 0 ? left_ms : 0) + 1;
 }
 
 /* Gives the session its grant and arms the token's deadline when it comes before the
@@ -569,7 +569,7 @@ static void keep_grant(struct tw_worker *w, tw_conn *c, tw_grant *g)
         e->token_due_ms = token_deadline(w, tw_grant_exp(g));
         c->flags &= ~TW_CF_TOKEN_EXPIRED;
         if (e->token_due_ms && c->timer.slot &&
-            e->token_due_ms < c->timer.expires * w->srv->cfg.tick_ms)
+            e->token_due_ms < c->timer.expires * tw_worker_cfg(w)->tick_ms)
                 tw_worker_arm(w, c, e->token_due_ms);
 }
 
@@ -577,7 +577,7 @@ uint64_t tw_conn_token_due(struct tw_worker *w, tw_conn *c)
 {
         tw_ext *e = c->ext;
 
-        if (!e || !e->token_due_ms || w->now_ms < e->token_due_ms)
+        if (!e || !e->token_due_ms || tw_worker_now(w) < e->token_due_ms)
                 return e ? e->token_due_ms : 0;
         if (c->flags & TW_CF_TOKEN_EXPIRED) {
                 e->token_due_ms = 0;
@@ -585,7 +585,7 @@ uint64_t tw_conn_token_due(struct tw_worker *w, tw_conn *c)
                 return 0;
         }
         c->flags |= TW_CF_TOKEN_EXPIRED;
-        e->token_due_ms = w->now_ms + w->srv->cfg.token_grace_ms;
+        e->token_due_ms = tw_worker_now(w) + tw_worker_cfg(w)->token_grace_ms;
         send_error(w, c, "token_expired", "send {\"type\":\"refresh\",\"token\":...} to go on");
         return e->token_due_ms;
 }
@@ -595,7 +595,7 @@ uint64_t tw_conn_token_due(struct tw_worker *w, tw_conn *c)
  * subscriptions it no longer allows end. */
 static void refresh(struct tw_worker *w, tw_conn *c, const tw_msg *m)
 {
-        const tw_config *cfg = &w->srv->cfg;
+        const tw_config *cfg = tw_worker_cfg(w);
         tw_grant *g = NULL;
         tw_auth_status st;
         char buf[96];
@@ -684,7 +684,7 @@ static int send_reply(struct tw_worker *w, tw_conn *c, tw_reply *r)
         } else {
                 /* Keep-alive: the next request must be complete within the handshake
                  * timeout of this answer (partial input does not extend it). */
-                tw_worker_arm(w, c, w->now_ms + w->srv->cfg.handshake_timeout_ms);
+                tw_worker_arm(w, c, tw_worker_now(w) + tw_worker_cfg(w)->handshake_timeout_ms);
                 ret = HTTP_CONTINUE;
         }
         return ret;
@@ -695,7 +695,7 @@ static void reject(struct tw_worker *w, tw_conn *c, int status, enum tw_hs_fail 
 {
         tw_reply r = {.status = status, .ctype = "text/plain", .close = true};
 
-        TW_INC(w->metrics.handshake_failures[why]);
+        TW_INC(tw_worker_metrics(w)->handshake_failures[why]);
         r.body = tw_http_reason(status);
         r.blen = strlen(r.body);
         send_reply(w, c, &r);
@@ -703,11 +703,11 @@ static void reject(struct tw_worker *w, tw_conn *c, int status, enum tw_hs_fail 
 
 static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
 {
-        const size_t limit = TW_HTTP_MAX_HEAD + w->srv->cfg.max_message;
+        const size_t limit = TW_HTTP_MAX_HEAD + tw_worker_cfg(w)->max_message;
         uint8_t *data = buf;
         size_t n = len;
 
-        c->last_seen = (uint32_t)w->now_ms;
+        c->last_seen = (uint32_t)tw_worker_now(w);
         if (c->rx && c->rx->len) {
                 if (rx_append(c->rx, buf, len, limit) < 0) {
                         reject(w, c, 431, TW_HS_TOO_LARGE);
@@ -723,7 +723,7 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                 /* A client that pipelines requests and reads no answers: stop answering
                  * until the queue drains (tw_conn_resume); what it sends meanwhile is
                  * kept up to the request limit, then it is dropped. */
-                if (tw_conn_queued(c) > w->srv->cfg.max_queue)
+                if (tw_conn_queued(c) > tw_worker_cfg(w)->max_queue)
                         goto keep;
                 int head = tw_http_parse_request((const char *)data, n, &req);
                 int64_t blen = 0;
@@ -744,7 +744,7 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                         reject(w, c, 400, TW_HS_BAD_REQUEST);
                         return;
                 }
-                if ((uint64_t)blen > w->srv->cfg.max_message) {
+                if ((uint64_t)blen > tw_worker_cfg(w)->max_message) {
                         reject(w, c, 413, TW_HS_TOO_LARGE);
                         return;
                 }
@@ -797,7 +797,7 @@ keep:
                 struct tw_rx *rx = rx_get(c);
 
                 if (!rx || rx_append(rx, data, n, limit) < 0) {
-                        TW_INC(w->metrics.limit_hits);
+                        TW_INC(tw_worker_metrics(w)->limit_hits);
                         tw_worker_terminate(w, c, 0);
                         return;
                 }
@@ -823,7 +823,7 @@ void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
 void tw_conn_resume(struct tw_worker *w, tw_conn *c)
 {
         if (c->state == TW_CONN_HTTP && c->rx && c->rx->len &&
-            tw_conn_queued(c) <= w->srv->cfg.max_queue)
+            tw_conn_queued(c) <= tw_worker_cfg(w)->max_queue)
                 http_input(w, c, NULL, 0);
 }
 
@@ -837,7 +837,7 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c)
                         break;
                 }
                 if (!(c->flags & TW_CF_SERVED))
-                        TW_INC(w->metrics.handshake_failures[TW_HS_CLOSED]);
+                        TW_INC(tw_worker_metrics(w)->handshake_failures[TW_HS_CLOSED]);
                 tw_worker_terminate(w, c, 0);
                 break;
         case TW_CONN_OPEN:
@@ -855,5 +855,100 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c)
                 break; /* else: terminated once our last bytes are out */
         default:
                 break;
+        }
+}
+
+/* ---- the loop's events ---- */
+
+void tw_conn_on_accept(struct tw_worker *w, tw_conn *c, unsigned li)
+{
+        if (tw_worker_cfg(w)->listen[li].tls && tw_tls_conn_start(w, c) < 0)
+                tw_worker_nomem(w, c, "a TLS session", 0);
+}
+
+void tw_conn_on_recv(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
+{
+        if (c->flags & TW_CF_TLS)
+                tw_tls_conn_on_data(w, c, buf, len);
+        else
+                tw_conn_on_data(w, c, buf, len);
+}
+
+static void heartbeat(struct tw_worker *w, tw_conn *c)
+{
+        const tw_config *cfg = tw_worker_cfg(w);
+        uint64_t seen = tw_worker_time_of(w, c->last_seen);
+        uint64_t age = tw_worker_now(w) - seen, next, token;
+
+        if (age >= cfg->idle_timeout_ms) {
+                tw_worker_expire(w, c, age);
+                return;
+        }
+        if (age >= cfg->ping_interval_ms && !(c->flags & TW_CF_PING)) {
+                tw_frame *ping = tw_frame_ws(TW_WS_OP_PING, NULL, 0);
+
+                c->flags |= TW_CF_PING;
+                TW_INC(tw_worker_metrics(w)->pings_sent);
+                if (ping && tw_conn_send(w, c, ping) < 0)
+                        return;
+        }
+        /* Lazy re-arm: inbound frames only stored last_seen; the next deadline follows
+         * from it — or the session's token, if it expires sooner. */
+        next = seen + ((c->flags & TW_CF_PING) ? cfg->idle_timeout_ms : cfg->ping_interval_ms);
+        token = tw_conn_token_due(w, c);
+        if (c->state != TW_CONN_OPEN)
+                return;
+        tw_worker_arm(w, c, token && token < next ? token : next);
+}
+
+void tw_conn_on_timer(struct tw_worker *w, tw_conn *c)
+{
+        switch (c->state) {
+        case TW_CONN_HTTP:
+                if (c->flags & TW_CF_SESSION)
+                        break;
+                if (!(c->flags & TW_CF_SERVED))
+                        TW_INC(tw_worker_metrics(w)->handshake_failures[TW_HS_TIMEOUT]);
+                tw_worker_terminate(w, c, 0);
+                break;
+        case TW_CONN_OPEN:
+                heartbeat(w, c);
+                break;
+        case TW_CONN_CLOSING:
+        case TW_CONN_LINGER:
+                tw_worker_terminate(w, c, c->close_code);
+                break;
+        default:
+                break;
+        }
+}
+
+void tw_conn_gone(struct tw_worker *w, tw_conn *c)
+{
+        tw_topic_conn_gone(w, c);
+        tw_conn_release_buffers(c);
+}
+
+void tw_conn_on_release(tw_conn *c)
+{
+        tw_conn_release_buffers(c);
+        tw_tls_conn_free(c);
+        tw_conn_free_ext(c);
+}
+
+void tw_conn_drain(struct tw_worker *w, tw_conn *c)
+{
+        if (c->state == TW_CONN_OPEN) {
+                uint64_t r = tw_worker_random(w, tw_worker_cfg(w)->reconnect_spread_ms);
+                char reason[48];
+                int n =
+                    snprintf(reason, sizeof(reason), "{\"retry_ms\":%llu}", (unsigned long long)r);
+
+                tw_conn_close(w, c, TW_WS_CLOSE_GOING_AWAY, reason, (size_t)n);
+        } else if (c->state == TW_CONN_HTTP) {
+                /* Keep-alive clients (health checkers) may ask again and see 503; they are
+                 * closed at the drain deadline at the latest (the close deadline while
+                 * draining). */
+                tw_worker_arm(w, c, tw_worker_close_deadline(w));
         }
 }

@@ -24,7 +24,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "tickwire/metrics.h"
-#include "tickwire/server.h"
+#include "tickwire/loop.h"
 
 /* ---- memory I/O callbacks ---- */
 
@@ -187,7 +187,7 @@ static int conn_out(void *arg, const uint8_t *p, size_t n)
                 return -EPIPE;
         f = tw_frame_copy(p, n);
         if (!f) {
-                TW_INC(cio->w->metrics.limit_hits);
+                TW_INC(tw_worker_metrics(cio->w)->limit_hits);
                 tw_worker_terminate(cio->w, cio->c, TW_WS_CLOSE_INTERNAL);
                 return -ENOMEM;
         }
@@ -207,7 +207,7 @@ int tw_tls_conn_start(struct tw_worker *w, tw_conn *c)
         tw_ext *e = tw_conn_ext(c);
 
         /* The server context already carries the I/O callbacks. */
-        if (!e || !(e->tls = wolfSSL_new(w->srv->tls)))
+        if (!e || !(e->tls = wolfSSL_new(tw_worker_tls_ctx(w))))
                 return -ENOMEM;
         c->flags |= TW_CF_TLS;
         return 0;
@@ -230,7 +230,7 @@ static bool reading(const tw_conn *c)
 
 static void handshake_failed(struct tw_worker *w, tw_conn *c)
 {
-        TW_INC(w->metrics.handshake_failures[TW_HS_TLS]);
+        TW_INC(tw_worker_metrics(w)->handshake_failures[TW_HS_TLS]);
         if (c->state == TW_CONN_DEAD)
                 return;
         if (c->out)
@@ -297,12 +297,12 @@ static int over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
         c->flags |= TW_CF_LOSSY;
         tw_frame_unref(f);
         if (topic)
-                TW_INC(w->metrics.messages_dropped);
-        if (topic && w->srv->cfg.slow_consumer == TW_SLOW_CONFLATE) {
-                TW_INC(w->metrics.slow_consumer[TW_SLOW_CONFLATE]);
+                TW_INC(tw_worker_metrics(w)->messages_dropped);
+        if (topic && tw_worker_cfg(w)->slow_consumer == TW_SLOW_CONFLATE) {
+                TW_INC(tw_worker_metrics(w)->slow_consumer[TW_SLOW_CONFLATE]);
                 return 0;
         }
-        TW_INC(w->metrics.slow_consumer[TW_SLOW_DISCONNECT]);
+        TW_INC(tw_worker_metrics(w)->slow_consumer[TW_SLOW_DISCONNECT]);
         tw_conn_close(w, c, TW_WS_CLOSE_TRY_AGAIN, "slow consumer", 13);
         return -ENOBUFS;
 }
@@ -314,7 +314,7 @@ int tw_tls_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
         int n;
 
         if (c->state == TW_CONN_OPEN && !(c->flags & TW_CF_CLOSE_SENT) &&
-            tw_conn_queued(c) + f->len > w->srv->cfg.max_queue)
+            tw_conn_queued(c) + f->len > tw_worker_cfg(w)->max_queue)
                 return over_bound(w, c, f);
         if (!wolfSSL_is_init_finished(ssl) || f->len == 0) {
                 /* Nothing is sent before the handshake is done (we only answer input). */

@@ -62,7 +62,7 @@
 #include "tickwire/auth.h"
 #include "tickwire/history.h"
 #include "tickwire/idem.h"
-#include "tickwire/server.h"
+#include "tickwire/loop.h"
 
 #define TW_TOPIC_BUCKETS (1u << 17) /* hash buckets; chains stay short up to 100k topics */
 #define TW_TOPIC_STRIPES 256        /* bucket locks */
@@ -293,9 +293,9 @@ static uint64_t splitmix64(uint64_t x)
         return x ^ (x >> 31);
 }
 
-static tw_topic *topic_new(tw_server *srv, tw_span name, uint32_t hash)
+static tw_topic *topic_new(tw_worker *w, tw_span name, uint32_t hash)
 {
-        struct tw_topics *r = srv->topics;
+        struct tw_topics *r = tw_worker_topics(w);
         tw_topic *t = calloc(1, sizeof(*t) + r->nworkers * sizeof(t->nsubs[0]));
 
         if (!t)
@@ -306,7 +306,7 @@ static tw_topic *topic_new(tw_server *srv, tw_span name, uint32_t hash)
         t->hash = hash;
         t->name_len = (uint8_t)name.n;
         memcpy(t->name, name.p, name.n);
-        t->hist.max = srv->cfg.history;
+        t->hist.max = tw_worker_cfg(w)->history;
         return t;
 }
 
@@ -331,8 +331,8 @@ static void topic_unlink(tw_worker *w, tw_topic **pp)
 
         *pp = t->next;
         pthread_mutex_unlock(&t->mu);
-        atomic_fetch_sub_explicit(&w->srv->topics->count, 1, memory_order_relaxed);
-        TW_DEC(w->metrics.topics);
+        atomic_fetch_sub_explicit(&tw_worker_topics(w)->count, 1, memory_order_relaxed);
+        TW_DEC(tw_worker_metrics(w)->topics);
         topic_destroy(t);
 }
 
@@ -340,7 +340,7 @@ static void topic_unlink(tw_worker *w, tw_topic **pp)
  * NULL with *err = -ENOSPC at --max-topics, -ENOMEM, or -ENOENT (absent, not created). */
 static tw_topic *topic_lock(tw_worker *w, tw_span name, bool create, int *err)
 {
-        struct tw_topics *r = w->srv->topics;
+        struct tw_topics *r = tw_worker_topics(w);
         uint32_t hash = hash_name(name);
         pthread_mutex_t *st = stripe_of(r, hash);
         tw_topic **pp, *t = NULL;
@@ -352,15 +352,15 @@ static tw_topic *topic_lock(tw_worker *w, tw_span name, bool create, int *err)
         } else if (!create) {
                 *err = -ENOENT;
         } else if (atomic_fetch_add_explicit(&r->count, 1, memory_order_relaxed) >=
-                   w->srv->cfg.max_topics) {
+                   tw_worker_cfg(w)->max_topics) {
                 atomic_fetch_sub_explicit(&r->count, 1, memory_order_relaxed);
                 *err = -ENOSPC;
-        } else if (!(t = topic_new(w->srv, name, hash))) {
+        } else if (!(t = topic_new(w, name, hash))) {
                 atomic_fetch_sub_explicit(&r->count, 1, memory_order_relaxed);
                 *err = -ENOMEM;
         } else {
                 *pp = t;
-                TW_INC(w->metrics.topics);
+                TW_INC(tw_worker_metrics(w)->topics);
         }
         if (t)
                 pthread_mutex_lock(&t->mu);
@@ -372,7 +372,7 @@ static tw_topic *topic_lock(tw_worker *w, tw_span name, bool create, int *err)
  * (lock order), so it is looked up again: it may be gone, or busy again, by now. */
 static void topic_release(tw_worker *w, tw_span name)
 {
-        struct tw_topics *r = w->srv->topics;
+        struct tw_topics *r = tw_worker_topics(w);
         uint32_t hash = hash_name(name);
         pthread_mutex_t *st = stripe_of(r, hash);
         tw_topic **pp;
@@ -389,16 +389,16 @@ static void topic_release(tw_worker *w, tw_span name)
         pthread_mutex_unlock(st);
 }
 
-int tw_topic_init(tw_server *srv)
+int tw_topic_init(struct tw_topics **out, unsigned nworkers)
 {
         struct tw_topics *r = calloc(1, sizeof(*r));
 
         if (!r)
                 return -ENOMEM;
-        r->nworkers = srv->nworkers;
+        r->nworkers = nworkers;
         r->buckets = calloc(TW_TOPIC_BUCKETS, sizeof(*r->buckets));
-        r->inbox = aligned_alloc(64, sizeof(*r->inbox) * srv->nworkers);
-        r->wmap = aligned_alloc(64, sizeof(*r->wmap) * srv->nworkers);
+        r->inbox = aligned_alloc(64, sizeof(*r->inbox) * nworkers);
+        r->wmap = aligned_alloc(64, sizeof(*r->wmap) * nworkers);
         if (!r->buckets || !r->inbox || !r->wmap) {
                 free(r->buckets);
                 free(r->inbox);
@@ -406,9 +406,9 @@ int tw_topic_init(tw_server *srv)
                 free(r);
                 return -ENOMEM;
         }
-        memset(r->inbox, 0, sizeof(*r->inbox) * srv->nworkers);
-        memset(r->wmap, 0, sizeof(*r->wmap) * srv->nworkers);
-        for (unsigned i = 0; i < srv->nworkers; i++)
+        memset(r->inbox, 0, sizeof(*r->inbox) * nworkers);
+        memset(r->wmap, 0, sizeof(*r->wmap) * nworkers);
+        for (unsigned i = 0; i < nworkers; i++)
                 pthread_mutex_init(&r->inbox[i].mu, NULL);
         for (unsigned i = 0; i < TW_TOPIC_STRIPES; i++)
                 pthread_mutex_init(&r->stripe[i], NULL);
@@ -416,13 +416,13 @@ int tw_topic_init(tw_server *srv)
         atomic_init(&r->next_id, 1);
         if (getrandom(&r->epoch_base, sizeof(r->epoch_base), 0) != sizeof(r->epoch_base))
                 r->epoch_base = (uint64_t)(uintptr_t)r ^ (uint64_t)time(NULL);
-        srv->topics = r;
+        *out = r;
         return 0;
 }
 
-void tw_topic_free(tw_server *srv)
+void tw_topic_free(struct tw_topics **rp)
 {
-        struct tw_topics *r = srv->topics;
+        struct tw_topics *r = *rp;
 
         if (!r)
                 return;
@@ -459,7 +459,7 @@ void tw_topic_free(tw_server *srv)
         free(r->wmap);
         free(r->buckets);
         free(r);
-        srv->topics = NULL;
+        *rp = NULL;
 }
 
 /* ---- history bytes: the server-wide bound ---- */
@@ -493,7 +493,7 @@ static uint64_t water_level(uint64_t *s, size_t n, uint64_t target)
  * unlink the topic (topic_unlink releases the mutex), and returns true if it did. */
 static void for_each_topic(tw_worker *w, bool (*fn)(tw_worker *, tw_topic **, void *), void *arg)
 {
-        struct tw_topics *r = w->srv->topics;
+        struct tw_topics *r = tw_worker_topics(w);
 
         for (uint32_t s = 0; s < TW_TOPIC_STRIPES; s++) {
                 pthread_mutex_lock(&r->stripe[s]);
@@ -557,15 +557,16 @@ static bool trim_to_level(tw_worker *w, tw_topic **pp, void *arg)
 
 static void account(tw_worker *w, uint64_t added, uint64_t freed)
 {
-        atomic_fetch_add_explicit(&w->srv->topics->hist_bytes, added - freed, memory_order_relaxed);
-        TW_ADD(w->metrics.history_bytes, added - freed);
+        atomic_fetch_add_explicit(&tw_worker_topics(w)->hist_bytes, added - freed,
+                                  memory_order_relaxed);
+        TW_ADD(tw_worker_metrics(w)->history_bytes, added - freed);
 }
 
 /* Brings all histories back under 7/8 of --max-history-bytes (see the file comment). */
 static void evict(tw_worker *w)
 {
-        struct tw_topics *r = w->srv->topics;
-        uint64_t max = w->srv->cfg.max_history_bytes;
+        struct tw_topics *r = tw_worker_topics(w);
+        uint64_t max = tw_worker_cfg(w)->max_history_bytes;
         struct sizes z = {0};
         struct trim tr = {0};
 
@@ -581,7 +582,7 @@ static void evict(tw_worker *w)
         tr.level = water_level(z.v, z.n, max - max / 8);
         for_each_topic(w, trim_to_level, &tr);
         account(w, 0, tr.freed);
-        TW_ADD(w->metrics.history_trimmed, tr.msgs);
+        TW_ADD(tw_worker_metrics(w)->history_trimmed, tr.msgs);
         free(z.v);
 out:
         pthread_mutex_unlock(&r->evict_mu);
@@ -593,9 +594,7 @@ out:
  * unless a wake is already pending. Called with the topic's mutex held. */
 static int post(tw_worker *w, unsigned k, uint64_t id, tw_frame *f)
 {
-        tw_server *srv = w->srv;
-        struct tw_inbox *ib = &srv->topics->inbox[k];
-        int fd;
+        struct tw_inbox *ib = &tw_worker_topics(w)->inbox[k];
 
         pthread_mutex_lock(&ib->mu);
         if (ib->n == ib->cap) {
@@ -614,22 +613,16 @@ static int post(tw_worker *w, unsigned k, uint64_t id, tw_frame *f)
 
         /* The first post since the target last drained wakes it; later ones ride on that
          * wake. Our own inbox needs no wake: it is drained at the end of this turn. */
-        if (atomic_exchange_explicit(&ib->woken, 1, memory_order_seq_cst) || k == w->id)
+        if (atomic_exchange_explicit(&ib->woken, 1, memory_order_seq_cst) || k == tw_worker_id(w))
                 return 0;
-        fd = atomic_load_explicit(&srv->workers[k].ring_fd, memory_order_acquire);
-        if (fd > 0) {
-                struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
-
-                io_uring_prep_msg_ring(sqe, fd, 0, tw_ud(TW_K_WAKE, 0, 0), 0);
-                io_uring_sqe_set_data64(sqe, tw_ud(TW_K_IGNORE, 0, 0));
-        }
+        tw_worker_wake(w, k);
         return 0;
 }
 
 /* Hands f to this worker's subscribers of topic `id`; consumes the inbox's reference. */
 static void deliver(tw_worker *w, uint64_t id, tw_frame *f)
 {
-        struct tw_local *l = wmap_get(&w->srv->topics->wmap[w->id], id);
+        struct tw_local *l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], id);
         uint32_t refs, sent = 0;
 
         if (!l || l->n == 0) {
@@ -652,16 +645,16 @@ static void deliver(tw_worker *w, uint64_t id, tw_frame *f)
                 s = &l->v[i];
                 if (s->after >= f->seq)
                         continue;
-                c = &w->conns[s->slot];
-                if (c->gen != s->gen || c->state != TW_CONN_OPEN)
+                c = tw_worker_conn(w, s->slot, s->gen);
+                if (!c || c->state != TW_CONN_OPEN)
                         continue;
-                TW_INC(w->metrics.messages_sent);
+                TW_INC(tw_worker_metrics(w)->messages_sent);
                 sent++;
                 tw_conn_send(w, c, f);
                 /* A send that ended the connection (out of memory) dropped its
                  * subscriptions: the list moved an entry, or was freed with its last. */
                 if (c->state == TW_CONN_DEAD) {
-                        l = wmap_get(&w->srv->topics->wmap[w->id], id);
+                        l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], id);
                         if (!l)
                                 break;
                 }
@@ -671,14 +664,14 @@ static void deliver(tw_worker *w, uint64_t id, tw_frame *f)
 
 void tw_topic_drain_inbox(tw_worker *w)
 {
-        struct tw_topics *r = w->srv->topics;
+        struct tw_topics *r = tw_worker_topics(w);
         struct tw_inbox *ib;
         struct tw_post *v;
         uint32_t n, vcap;
 
         if (!r)
                 return;
-        ib = &r->inbox[w->id];
+        ib = &r->inbox[tw_worker_id(w)];
         if (!atomic_load_explicit(&ib->woken, memory_order_relaxed))
                 return;
         /* Cleared before taking the posts: a post made after this point sets it again
@@ -754,7 +747,6 @@ static void send_subscribed(tw_worker *w, tw_conn *c, tw_span topic, uint64_t se
 
 int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, bool *dup)
 {
-        tw_server *srv = w->srv;
         size_t cap = tw_topic_encode_max(name.n, data.n);
         tw_frame *f = tw_frame_alloc(cap);
         uint64_t seq, freed, added, ids;
@@ -769,11 +761,12 @@ int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, b
                 tw_frame_unref(f);
                 return err;
         }
-        if (id.n && tw_idem_find(t->idem, id, w->now_ms, tw_history_oldest(&t->hist), &seq)) {
+        if (id.n &&
+            tw_idem_find(t->idem, id, tw_worker_now(w), tw_history_oldest(&t->hist), &seq)) {
                 pthread_mutex_unlock(&t->mu);
                 tw_frame_unref(f);
                 *dup = true;
-                TW_INC(w->metrics.publish_duplicates);
+                TW_INC(tw_worker_metrics(w)->publish_duplicates);
                 return (int64_t)seq;
         }
         seq = t->hist.last + 1;
@@ -791,19 +784,21 @@ int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, b
                 /* Without memory for it the id is not remembered: a retry would publish
                  * again. Rare, and the publish itself succeeded. */
                 ids = tw_idem_bytes(t->idem);
-                if (tw_idem_add(&t->idem, id, seq, w->now_ms, tw_history_oldest(&t->hist)) < 0)
-                        TW_INC(w->metrics.limit_hits);
+                if (tw_idem_add(&t->idem, id, seq, tw_worker_now(w), tw_history_oldest(&t->hist)) <
+                    0)
+                        TW_INC(tw_worker_metrics(w)->limit_hits);
                 added += tw_idem_bytes(t->idem) - ids; /* can be negative: wraps, as used */
         }
-        for (unsigned k = 0; k < srv->nworkers; k++)
+        for (unsigned k = 0; k < tw_worker_count(w); k++)
                 if (t->nsubs[k] && post(w, k, t->id, f) < 0)
-                        TW_INC(w->metrics.limit_hits); /* that worker misses it: a seq gap */
+                        TW_INC(tw_worker_metrics(w)
+                                   ->limit_hits); /* that worker misses it: a seq gap */
         pthread_mutex_unlock(&t->mu);
         account(w, added, freed);
         tw_frame_unref(f);
-        TW_INC(w->metrics.messages_published);
-        if (atomic_load_explicit(&srv->topics->hist_bytes, memory_order_relaxed) >
-            srv->cfg.max_history_bytes)
+        TW_INC(tw_worker_metrics(w)->messages_published);
+        if (atomic_load_explicit(&tw_worker_topics(w)->hist_bytes, memory_order_relaxed) >
+            tw_worker_cfg(w)->max_history_bytes)
                 evict(w);
         return (int64_t)seq;
 }
@@ -854,7 +849,7 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
         int n;
 
         if (!(c->flags & TW_CF_PUBLISHER) &&
-            !(w->srv->cfg.jwt_secret && tw_grant_may_publish(GRANT(c), m->topic))) {
+            !(tw_worker_cfg(w)->jwt_secret && tw_grant_may_publish(GRANT(c), m->topic))) {
                 send_error(w, c, "forbidden", "not allowed to publish to this topic");
                 return;
         }
@@ -906,7 +901,7 @@ static int subs_reserve(tw_conn *c)
 /* Joins c to t's list on this worker; the index, or -ENOMEM. Called with t->mu held. */
 static int64_t local_add(tw_worker *w, tw_topic *t, tw_conn *c, uint64_t after)
 {
-        struct tw_wmap *m = &w->srv->topics->wmap[w->id];
+        struct tw_wmap *m = &tw_worker_topics(w)->wmap[tw_worker_id(w)];
         struct tw_local *l = wmap_get(m, t->id);
 
         if (!l) {
@@ -933,8 +928,8 @@ static int64_t local_add(tw_worker *w, tw_topic *t, tw_conn *c, uint64_t after)
                 l->v = v;
                 l->cap = cap;
         }
-        l->v[l->n] = (struct tw_sub){(uint32_t)(c - w->conns), c->gen, after};
-        t->nsubs[w->id]++;
+        l->v[l->n] = (struct tw_sub){tw_worker_slot(w, c), c->gen, after};
+        t->nsubs[tw_worker_id(w)]++;
         t->subs++;
         return l->n++;
 }
@@ -942,18 +937,18 @@ static int64_t local_add(tw_worker *w, tw_topic *t, tw_conn *c, uint64_t after)
 /* Removes entry idx from t's list on this worker. Called with t->mu held. */
 static void local_remove(tw_worker *w, tw_topic *t, uint32_t idx)
 {
-        struct tw_wmap *m = &w->srv->topics->wmap[w->id];
+        struct tw_wmap *m = &tw_worker_topics(w)->wmap[tw_worker_id(w)];
         struct tw_local *l = wmap_get(m, t->id);
         uint32_t last = --l->n;
 
-        t->nsubs[w->id]--;
+        t->nsubs[tw_worker_id(w)]--;
         t->subs--;
         if (idx != last) {
                 tw_conn *moved;
                 int k;
 
                 l->v[idx] = l->v[last];
-                moved = &w->conns[l->v[idx].slot];
+                moved = tw_worker_conn(w, l->v[idx].slot, l->v[idx].gen);
                 k = subs_find(SUBS(moved), t);
                 if (k >= 0)
                         SUBS(moved)->e[k].idx = idx;
@@ -967,7 +962,7 @@ static void local_remove(tw_worker *w, tw_topic *t, uint32_t idx)
 
 static struct tw_sub *local_entry(tw_worker *w, const struct tw_subent *e)
 {
-        return &wmap_get(&w->srv->topics->wmap[w->id], e->t->id)->v[e->idx];
+        return &wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], e->t->id)->v[e->idx];
 }
 
 /* Drops c's entry k (its topic's mutex not held); frees the topic if that was all it had. */
@@ -1037,7 +1032,7 @@ static bool replay_step(tw_worker *w, tw_conn *c, uint32_t k, uint64_t budget)
         pthread_mutex_unlock(&t->mu);
         for (size_t i = 0; i < n; i++) {
                 if (c->state == TW_CONN_OPEN) {
-                        TW_INC(w->metrics.messages_sent);
+                        TW_INC(tw_worker_metrics(w)->messages_sent);
                         tw_conn_send(w, c, batch[i]);
                 } else {
                         tw_frame_unref(batch[i]);
@@ -1045,7 +1040,7 @@ static bool replay_step(tw_worker *w, tw_conn *c, uint32_t k, uint64_t budget)
         }
         if (done && c->state == TW_CONN_OPEN) {
                 if (!ok)
-                        TW_INC(w->metrics.replays_incomplete);
+                        TW_INC(tw_worker_metrics(w)->replays_incomplete);
                 send_subscribed(w, c, (tw_span){name, len}, seq, epoch, ok);
         }
         return done || n == 0;
@@ -1053,7 +1048,7 @@ static bool replay_step(tw_worker *w, tw_conn *c, uint32_t k, uint64_t budget)
 
 void tw_topic_replay_refill(tw_worker *w, tw_conn *c)
 {
-        uint64_t budget = w->srv->cfg.max_queue / 2;
+        uint64_t budget = tw_worker_cfg(w)->max_queue / 2;
 
         /* Entries may be reordered by nothing here (no unsubscribe runs meanwhile), but a
          * step can end the connection. */
@@ -1107,7 +1102,7 @@ static struct plan plan_of(const tw_topic *t, const tw_msg *m)
 
 static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
 {
-        const tw_config *cfg = &w->srv->cfg;
+        const tw_config *cfg = tw_worker_cfg(w);
         int err = -ENOMEM, k;
         struct plan p;
         uint64_t last, epoch;
@@ -1185,7 +1180,7 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                 return;
         }
         if (p.snap) {
-                TW_INC(w->metrics.messages_sent);
+                TW_INC(tw_worker_metrics(w)->messages_sent);
                 tw_conn_send(w, c, p.snap);
         }
         if (c->state == TW_CONN_OPEN)

@@ -28,14 +28,15 @@
 #include "tickwire/proto.h"
 
 struct tw_worker;
-struct tw_server;
+struct tw_topics;
 
-/* Registry and inboxes for srv->nworkers workers (call before the workers start).
+/* Registry and inboxes for `nworkers` workers into *r (call before the workers start).
  * Returns 0 or -ENOMEM. */
-int tw_topic_init(struct tw_server *srv);
+int tw_topic_init(struct tw_topics **r, unsigned nworkers);
 
-/* Frees every topic, its history and whatever is left in the inboxes (after join). */
-void tw_topic_free(struct tw_server *srv);
+/* Frees every topic, its history and whatever is left in the inboxes (after join);
+ * *r = NULL. */
+void tw_topic_free(struct tw_topics **r);
 
 /* subscribe / unsubscribe / publish from a WebSocket client. */
 void tw_topic_on_message(struct tw_worker *w, tw_conn *c, const tw_msg *m);
