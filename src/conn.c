@@ -105,44 +105,199 @@ uint64_t tw_conn_queued(const tw_conn *c)
         return tw_outq_bytes(c->out);
 }
 
-/* ---- slow consumers: a session's queue over --max-queue (the rule is outq's) ---- */
+/* ---- slow consumers: a session's queue over --max-queue (the rule is outq's) ----
+ *
+ * The bound is checked in one place, tw_conn_send(), on one count: the bytes on c's send
+ * queue (plaintext frames, or for TLS the ciphertext they became). */
 
-/* f does not fit under the bound. conflate: queue it, then keep only the newest pending
- * message per topic; if what remains still does not fit (replies, not messages, pile
- * up), fall through to disconnect: drop everything not in flight and Close 1013. Either
- * way the subscriber may have lost messages: a `since` replay running on it can no longer
- * claim to be complete (TW_CF_LOSSY). */
+static int queue_raw(struct tw_worker *w, tw_conn *c, tw_frame *f);
+
+/* f does not fit under the bound. Either way the subscriber may have lost messages: a
+ * `since` replay running on it can no longer claim to be complete (TW_CF_LOSSY).
+ *
+ * Plain: conflate queues f, then keeps only the newest pending message per topic; if what
+ * remains still does not fit (replies, not messages, pile up), fall through to
+ * disconnect: drop everything not in flight and Close 1013.
+ *
+ * TLS: queued ciphertext cannot be conflated (dropping a record breaks the stream), so
+ * conflate drops the newest topic message instead — the subscriber still sees the seq
+ * jump and resumes with `since` — and anything else, or disconnect, closes with 1013. */
 static int over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
         const tw_config *cfg = tw_worker_cfg(w);
+        tw_metrics *m = tw_worker_metrics(w);
+        bool topic = f->topic_id != 0;
         int64_t dropped;
 
         c->flags |= TW_CF_LOSSY;
+        if (c->flags & TW_CF_TLS) {
+                tw_frame_unref(f);
+                if (topic)
+                        TW_INC(m->messages_dropped);
+                if (topic && cfg->slow_consumer == TW_SLOW_CONFLATE) {
+                        TW_INC(m->slow_consumer[TW_SLOW_CONFLATE]);
+                        return 0;
+                }
+                TW_INC(m->slow_consumer[TW_SLOW_DISCONNECT]);
+                tw_conn_close(w, c, TW_WS_CLOSE_TRY_AGAIN, "slow consumer", 13);
+                return -ENOBUFS;
+        }
         if (cfg->slow_consumer == TW_SLOW_CONFLATE) {
-                if (tw_conn_send_raw(w, c, f) < 0)
+                if (queue_raw(w, c, f) < 0)
                         return -ENOMEM;
                 dropped = tw_outq_conflate(c->out, false);
                 if (dropped >= 0) {
-                        TW_INC(tw_worker_metrics(w)->slow_consumer[TW_SLOW_CONFLATE]);
-                        TW_ADD(tw_worker_metrics(w)->messages_dropped, (uint64_t)dropped);
+                        TW_INC(m->slow_consumer[TW_SLOW_CONFLATE]);
+                        TW_ADD(m->messages_dropped, (uint64_t)dropped);
                         if (tw_outq_unpinned_bytes(c->out) <= cfg->max_queue)
                                 return 0;
                 }
         } else {
-                if (f->topic_id)
-                        TW_INC(tw_worker_metrics(w)->messages_dropped);
+                if (topic)
+                        TW_INC(m->messages_dropped);
                 tw_frame_unref(f);
         }
         dropped = tw_outq_conflate(c->out, true);
-        TW_ADD(tw_worker_metrics(w)->messages_dropped, (uint64_t)(dropped > 0 ? dropped : 0));
-        TW_INC(tw_worker_metrics(w)->slow_consumer[TW_SLOW_DISCONNECT]);
+        TW_ADD(m->messages_dropped, (uint64_t)(dropped > 0 ? dropped : 0));
+        TW_INC(m->slow_consumer[TW_SLOW_DISCONNECT]);
         tw_conn_close(w, c, TW_WS_CLOSE_TRY_AGAIN, "slow consumer", 13);
         return -ENOBUFS;
 }
 
+/* ---- TLS: the byte filter between the socket and the session ---- */
+
+/* One call's binding of the filter's output to c. */
+struct tls_out {
+        tw_tls_io io;
+        struct tw_worker *w;
+        tw_conn *c;
+};
+
+/* wolfSSL's output: one frame per call (a record, or a flight of handshake records). */
+static int tls_out(void *arg, const uint8_t *p, size_t n)
+{
+        struct tls_out *t = arg;
+        tw_frame *f;
+
+        if (t->c->state == TW_CONN_DEAD || t->c->state == TW_CONN_FREE)
+                return -EPIPE;
+        f = tw_frame_copy(p, n);
+        if (!f) {
+                TW_INC(tw_worker_metrics(t->w)->limit_hits);
+                tw_worker_terminate(t->w, t->c, TW_WS_CLOSE_INTERNAL);
+                return -ENOMEM;
+        }
+        return queue_raw(t->w, t->c, f);
+}
+
+static void tls_out_init(struct tls_out *t, struct tw_worker *w, tw_conn *c, const uint8_t *in,
+                         size_t len)
+{
+        t->io = (tw_tls_io){.in = in, .in_len = len, .out = tls_out, .arg = t};
+        t->w = w;
+        t->c = c;
+}
+
+static int tls_start(struct tw_worker *w, tw_conn *c)
+{
+        tw_ext *e = tw_conn_ext(c);
+
+        if (!e || !(e->tls = tw_tls_server_new(tw_worker_tls_ctx(w))))
+                return -ENOMEM;
+        c->flags |= TW_CF_TLS;
+        return 0;
+}
+
+/* Only when the slot is released: terminating may happen inside a wolfSSL callback, so
+ * the object must outlive tw_worker_terminate(). */
+static void tls_free(tw_conn *c)
+{
+        if (c->ext && c->ext->tls) {
+                tw_tls_free(c->ext->tls);
+                c->ext->tls = NULL;
+                c->flags &= ~TW_CF_TLS;
+        }
+}
+
+/* Input is still wanted in these states (LINGER: our last bytes are going out). */
+static bool reading(const tw_conn *c)
+{
+        return c->state == TW_CONN_HTTP || c->state == TW_CONN_OPEN || c->state == TW_CONN_CLOSING;
+}
+
+static void tls_handshake_failed(struct tw_worker *w, tw_conn *c)
+{
+        TW_INC(tw_worker_metrics(w)->handshake_failures[TW_HS_TLS]);
+        if (c->state == TW_CONN_DEAD)
+                return;
+        if (c->out)
+                tw_conn_linger(w, c); /* wolfSSL queued an alert: let it out, then close */
+        else
+                tw_worker_terminate(w, c, 0);
+}
+
+/* Ciphertext received: every decrypted byte goes to tw_conn_on_data(), the plain
+ * connection's code; the peer's close_notify is taken as TCP EOF. */
+static void tls_recv(struct tw_worker *w, tw_conn *c, const uint8_t *buf, size_t len)
+{
+        uint8_t plain[16384]; /* the largest TLS record's plaintext */
+        struct tls_out t;
+
+        tls_out_init(&t, w, c, buf, len);
+        while (reading(c)) {
+                size_t n;
+
+                switch (tw_tls_recv(c->ext->tls, &t.io, plain, sizeof(plain), &n)) {
+                case TW_TLS_DATA:
+                        if (n)
+                                tw_conn_on_data(w, c, plain, n);
+                        continue;
+                case TW_TLS_WANT:
+                        return;
+                case TW_TLS_EOF:
+                        tw_conn_on_eof(w, c);
+                        return;
+                case TW_TLS_FAILED:
+                        tls_handshake_failed(w, c);
+                        return;
+                case TW_TLS_BROKEN:
+                        tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
+                        return;
+                }
+        }
+}
+
+/* Encrypts f now (each connection has its own keys, so fan-out encrypts per subscriber),
+ * queues the ciphertext and drops f. */
+static int tls_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
+{
+        struct tls_out t;
+        int n;
+
+        tls_out_init(&t, w, c, NULL, 0);
+        n = tw_tls_send(c->ext->tls, &t.io, f->data, f->len);
+        tw_frame_unref(f);
+        if (n == -ENOTCONN)
+                return n; /* before the handshake: we only answer input */
+        if (c->state == TW_CONN_DEAD)
+                return -EPIPE;
+        if (n < 0)
+                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+        return n;
+}
+
+static void tls_close_notify(struct tw_worker *w, tw_conn *c)
+{
+        struct tls_out t;
+
+        tls_out_init(&t, w, c, NULL, 0);
+        tw_tls_close_notify(c->ext ? c->ext->tls : NULL, &t.io);
+}
+
 /* ---- output ---- */
 
-int tw_conn_send_raw(struct tw_worker *w, tw_conn *c, tw_frame *f)
+/* Queues bytes exactly as they go on the wire: no TLS, no --max-queue bound. */
+static int queue_raw(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
         if (tw_outq_push(&c->out, f) < 0) {
                 tw_frame_unref(f);
@@ -160,14 +315,14 @@ int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
                 tw_frame_unref(f);
                 return -EPIPE;
         }
-        if (c->flags & TW_CF_TLS) /* encrypted per connection; the ciphertext comes back raw */
-                return tw_tls_conn_send(w, c, f);
         /* The bound applies to a live session only: once our Close is queued nothing more
          * is added but the Close itself, which always goes out behind everything else. */
         if (c->state == TW_CONN_OPEN && !(c->flags & TW_CF_CLOSE_SENT) &&
             tw_outq_bytes(c->out) + f->len > tw_worker_cfg(w)->max_queue)
                 return over_bound(w, c, f);
-        return tw_conn_send_raw(w, c, f);
+        if (c->flags & TW_CF_TLS) /* encrypted per connection; the ciphertext goes raw */
+                return tls_send(w, c, f);
+        return queue_raw(w, c, f);
 }
 
 void tw_conn_send_text(struct tw_worker *w, tw_conn *c, const void *p, size_t n)
@@ -232,7 +387,7 @@ void tw_conn_linger(struct tw_worker *w, tw_conn *c)
         c->state = TW_CONN_LINGER;
         rx_free(c);
         if (c->flags & TW_CF_TLS)
-                tw_tls_conn_close_notify(w, c);
+                tls_close_notify(w, c);
         if (c->state != TW_CONN_LINGER)
                 return; /* queueing close_notify failed and ended it */
         arm_close_deadline(w, c);
@@ -646,7 +801,11 @@ static int open_session(struct tw_worker *w, tw_conn *c, tw_reply *r)
                 return HTTP_DONE;
         if (r->publisher)
                 c->flags |= TW_CF_PUBLISHER;
-        tw_worker_opened(w, c);
+        /* OPEN: the session counts as a WebSocket close at the end; heartbeat armed. */
+        c->state = TW_CONN_OPEN;
+        c->flags |= TW_CF_SESSION;
+        c->last_seen = (uint32_t)tw_worker_now(w);
+        tw_worker_arm(w, c, tw_worker_now(w) + tw_worker_cfg(w)->ping_interval_ms);
         c->tat = now_us32(w); /* the rate counts from the session's start */
         if (r->grant) {
                 keep_grant(w, c, r->grant);
@@ -862,14 +1021,14 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c)
 
 void tw_conn_on_accept(struct tw_worker *w, tw_conn *c, unsigned li)
 {
-        if (tw_worker_cfg(w)->listen[li].tls && tw_tls_conn_start(w, c) < 0)
+        if (tw_worker_cfg(w)->listen[li].tls && tls_start(w, c) < 0)
                 tw_worker_nomem(w, c, "a TLS session", 0);
 }
 
 void tw_conn_on_recv(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
 {
         if (c->flags & TW_CF_TLS)
-                tw_tls_conn_on_data(w, c, buf, len);
+                tls_recv(w, c, buf, len);
         else
                 tw_conn_on_data(w, c, buf, len);
 }
@@ -932,7 +1091,7 @@ void tw_conn_gone(struct tw_worker *w, tw_conn *c)
 void tw_conn_on_release(tw_conn *c)
 {
         tw_conn_release_buffers(c);
-        tw_tls_conn_free(c);
+        tls_free(c);
         tw_conn_free_ext(c);
 }
 

@@ -687,14 +687,6 @@ uint64_t tw_worker_random(tw_worker *w, uint64_t bound)
         return bound ? x % bound : 0;
 }
 
-void tw_worker_opened(tw_worker *w, tw_conn *c)
-{
-        c->state = TW_CONN_OPEN;
-        c->flags |= TW_CF_SESSION;
-        c->last_seen = (uint32_t)w->now_ms;
-        tw_worker_arm(w, c, w->now_ms + w->sh->cfg.ping_interval_ms);
-}
-
 /* ---- --demo ---- */
 
 static int64_t wall_ms(void)

@@ -79,10 +79,6 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c);
  * -ENOMEM (the frame is released and the connection terminated). */
 int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f);
 
-/* Queues bytes exactly as they go on the wire: no TLS, no --max-queue bound. tls.c
- * queues ciphertext with it. Same return values as tw_conn_send(). */
-int tw_conn_send_raw(struct tw_worker *w, tw_conn *c, tw_frame *f);
-
 /* Queues one text message (copied into a new frame); counts it as sent. */
 void tw_conn_send_text(struct tw_worker *w, tw_conn *c, const void *p, size_t n);
 

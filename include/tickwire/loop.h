@@ -193,9 +193,6 @@ void tw_worker_arm(tw_worker *w, tw_conn *c, uint64_t at_ms);
 /* Worker time of a stored 32-bit timestamp (the most recent time with those bits). */
 uint64_t tw_worker_time_of(const tw_worker *w, uint32_t t32);
 
-/* Moves c to OPEN: counts the session, arms the heartbeat. */
-void tw_worker_opened(tw_worker *w, tw_conn *c);
-
 /* Random retry hint in [0, bound) ms for a Close 1001 reason. */
 uint64_t tw_worker_random(tw_worker *w, uint64_t bound);
 
