@@ -84,13 +84,6 @@ void tw_conn_release_buffers(tw_conn *c)
 
 /* ---- output ---- */
 
-tw_ext *tw_conn_ext(tw_conn *c)
-{
-        if (!c->ext)
-                c->ext = calloc(1, sizeof(*c->ext));
-        return c->ext;
-}
-
 void tw_conn_free_ext(tw_conn *c)
 {
         if (!c->ext)
@@ -200,7 +193,7 @@ static void tls_out_init(struct tls_out *t, struct tw_worker *w, tw_conn *c, con
 
 static int tls_start(struct tw_worker *w, tw_conn *c)
 {
-        tw_ext *e = tw_conn_ext(c);
+        tw_ext *e = tw_ext_get(c);
 
         if (!e || !(e->tls = tw_tls_server_new(tw_worker_tls_ctx(w))))
                 return -ENOMEM;
@@ -325,25 +318,13 @@ int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
         return queue_raw(w, c, f);
 }
 
-void tw_conn_send_text(struct tw_worker *w, tw_conn *c, const void *p, size_t n)
-{
-        tw_frame *f = tw_frame_ws(TW_WS_OP_TEXT, p, n);
-
-        if (!f) {
-                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
-                return;
-        }
-        TW_INC(tw_worker_metrics(w)->messages_sent);
-        tw_conn_send(w, c, f);
-}
-
 static void send_error(struct tw_worker *w, tw_conn *c, const char *code, const char *msg)
 {
         char buf[256];
         size_t n = tw_proto_error(buf, sizeof(buf), code, msg);
 
         if (n)
-                tw_conn_send_text(w, c, buf, n);
+                tw_worker_send_text(w, c, buf, n);
 }
 
 /* ---- closing ----
@@ -575,14 +556,14 @@ static void on_text(struct tw_worker *w, tw_conn *c, const uint8_t *p, size_t n)
         case TW_MSG_PING:
                 len = tw_proto_pong(buf, sizeof(buf), m.time);
                 if (len) {
-                        tw_conn_send_text(w, c, buf, len);
+                        tw_worker_send_text(w, c, buf, len);
                 } else {
                         /* A huge "time" value: echo it all the same. */
                         size_t cap = m.time.n + 32;
                         char *big = malloc(cap);
 
                         if (big && (len = tw_proto_pong(big, cap, m.time)))
-                                tw_conn_send_text(w, c, big, len);
+                                tw_worker_send_text(w, c, big, len);
                         free(big);
                 }
                 break;
@@ -775,7 +756,7 @@ static void refresh(struct tw_worker *w, tw_conn *c, const tw_msg *m)
         keep_grant(w, c, g);
         snprintf(buf, sizeof(buf), "{\"type\":\"refreshed\",\"exp\":%lld}",
                  (long long)tw_grant_exp(g));
-        tw_conn_send_text(w, c, buf, strlen(buf));
+        tw_worker_send_text(w, c, buf, strlen(buf));
         tw_topic_recheck(w, c);
 }
 
@@ -791,7 +772,7 @@ static int open_session(struct tw_worker *w, tw_conn *c, tw_reply *r)
             tw_http_build_101(resp, sizeof(resp), r->accept, r->protocol ? TW_SUBPROTOCOL : NULL);
         tw_frame *f = n ? tw_frame_copy(resp, n) : NULL;
 
-        if (!f || (r->grant && !tw_conn_ext(c))) {
+        if (!f || (r->grant && !tw_ext_get(c))) {
                 if (f)
                         tw_frame_unref(f);
                 tw_worker_terminate(w, c, 0);
@@ -1093,6 +1074,15 @@ void tw_conn_on_release(tw_conn *c)
         tw_conn_release_buffers(c);
         tls_free(c);
         tw_conn_free_ext(c);
+}
+
+int tw_conn_deliver(struct tw_worker *w, tw_conn *c, tw_frame *f)
+{
+        if (c->state != TW_CONN_OPEN)
+                return -1;
+        TW_INC(tw_worker_metrics(w)->messages_sent);
+        tw_conn_send(w, c, f);
+        return c->state == TW_CONN_DEAD;
 }
 
 void tw_conn_drain(struct tw_worker *w, tw_conn *c)

@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -69,8 +70,24 @@ struct tw_peer {
         socklen_t len;
 };
 
+/* A mailbox: a mutex-protected vector swapped out whole when its worker reads it. */
+struct tw_post {
+        uint64_t key;
+        tw_frame *f; /* a reference owned by the mailbox */
+};
+
+struct tw_mailbox {
+        pthread_mutex_t mu;
+        struct tw_post *v; /* posts in arrival order */
+        uint32_t n, cap;
+        struct tw_post *spare; /* the vector read last time, reused */
+        uint32_t spare_cap;
+        _Atomic int woken; /* a wake is in flight or the mailbox is non-empty */
+} __attribute__((aligned(64)));
+
 struct tw_worker {
         struct io_uring ring;
+        struct tw_mailbox *mbox; /* cross-worker posts (own cache lines) */
         tw_shared *sh;
         const tw_loop_ops *ops;
         unsigned id;
@@ -620,6 +637,35 @@ static void on_close(tw_worker *w, struct io_uring_cqe *cqe)
         maybe_release(w, c);
 }
 
+/* Hands every post in w's mailbox to ops->mailbox. Cheap when empty: called once per
+ * loop turn as well as on a wake-up. */
+static void mailbox_read(tw_worker *w)
+{
+        struct tw_mailbox *mb = w->mbox;
+        struct tw_post *v;
+        uint32_t n, vcap;
+
+        if (!atomic_load_explicit(&mb->woken, memory_order_relaxed))
+                return;
+        /* Cleared before taking the posts: a post made after this point sets it again
+         * and, if it came from another worker, sends a fresh wake. */
+        atomic_store_explicit(&mb->woken, 0, memory_order_seq_cst);
+        pthread_mutex_lock(&mb->mu);
+        v = mb->v;
+        n = mb->n;
+        vcap = mb->cap;
+        mb->v = mb->spare; /* the spare is the reader's alone: posts never touch it */
+        mb->cap = mb->spare_cap;
+        mb->n = 0;
+        pthread_mutex_unlock(&mb->mu);
+        mb->spare = NULL;
+        mb->spare_cap = 0;
+        for (uint32_t i = 0; i < n; i++)
+                w->ops->mailbox(w, v[i].key, v[i].f);
+        mb->spare = v;
+        mb->spare_cap = vcap;
+}
+
 static void dispatch(tw_worker *w, struct io_uring_cqe *cqe)
 {
         switch (tw_ud_kind(cqe->user_data)) {
@@ -642,7 +688,7 @@ static void dispatch(tw_worker *w, struct io_uring_cqe *cqe)
                 on_peer(w, cqe);
                 break;
         case TW_K_WAKE:
-                w->ops->mailbox(w);
+                mailbox_read(w);
                 break;
         default:
                 break;
@@ -832,7 +878,7 @@ void tw_loop_run(tw_worker *w)
                 tw_wheel_advance(&w->wheel, w->now_ms / cfg->tick_ms);
                 if (w->demo && !w->draining)
                         demo_turn(w);
-                w->ops->mailbox(w); /* own posts; others' if their wake is still due */
+                mailbox_read(w); /* own posts; others' if their wake is still due */
                 flush_dirty(w);
                 tw_frame_batch_flush(&w->release);
                 tw_bufring_publish(&w->bufs);
@@ -864,6 +910,13 @@ tw_worker *tw_loop_new(tw_shared *sh, unsigned id)
 
         if (!w)
                 return NULL;
+        w->mbox = aligned_alloc(64, sizeof(*w->mbox));
+        if (!w->mbox) {
+                free(w);
+                return NULL;
+        }
+        memset(w->mbox, 0, sizeof(*w->mbox));
+        pthread_mutex_init(&w->mbox->mu, NULL);
         w->sh = sh;
         w->ops = sh->ops;
         w->id = id;
@@ -906,6 +959,12 @@ void tw_loop_free(tw_worker *w)
         free(w->msg);
         free(w->peer);
         tw_demo_free(w->demo);
+        for (uint32_t k = 0; k < w->mbox->n; k++) /* posts nobody read */
+                tw_frame_unref(w->mbox->v[k].f);
+        free(w->mbox->v);
+        free(w->mbox->spare);
+        pthread_mutex_destroy(&w->mbox->mu);
+        free(w->mbox);
         free(w);
 }
 
@@ -998,14 +1057,67 @@ tw_conn *tw_worker_conn(tw_worker *w, uint32_t slot, uint32_t gen)
         return c;
 }
 
-void tw_worker_wake(tw_worker *w, unsigned k)
+tw_ext *tw_ext_get(tw_conn *c)
 {
-        int fd = atomic_load_explicit(&w->sh->workers[k]->ring_fd, memory_order_acquire);
+        if (!c->ext)
+                c->ext = calloc(1, sizeof(*c->ext));
+        return c->ext;
+}
 
+int tw_worker_send(tw_worker *w, tw_conn *c, tw_frame *f)
+{
+        return w->ops->send(w, c, f);
+}
+
+void tw_worker_send_text(tw_worker *w, tw_conn *c, const void *p, size_t n)
+{
+        tw_frame *f = tw_frame_ws(TW_WS_OP_TEXT, p, n);
+
+        if (!f) {
+                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                return;
+        }
+        TW_INC(w->metrics.messages_sent);
+        w->ops->send(w, c, f);
+}
+
+int tw_worker_deliver(tw_worker *w, uint32_t slot, uint32_t gen, tw_frame *f)
+{
+        tw_conn *c = tw_worker_conn(w, slot, gen);
+
+        return c ? w->ops->deliver(w, c, f) : -1;
+}
+
+int tw_worker_post(tw_worker *w, unsigned k, uint64_t key, tw_frame *f)
+{
+        struct tw_mailbox *mb = w->sh->workers[k]->mbox;
+        int fd;
+
+        pthread_mutex_lock(&mb->mu);
+        if (mb->n == mb->cap) {
+                uint32_t cap = mb->cap ? mb->cap * 2 : 64;
+                struct tw_post *v = realloc(mb->v, cap * sizeof(*v));
+
+                if (!v) {
+                        pthread_mutex_unlock(&mb->mu);
+                        return -ENOMEM;
+                }
+                mb->v = v;
+                mb->cap = cap;
+        }
+        mb->v[mb->n++] = (struct tw_post){key, tw_frame_ref(f)};
+        pthread_mutex_unlock(&mb->mu);
+
+        /* The first post since the target last read wakes it; later ones ride on that
+         * wake. Our own mailbox needs no wake: it is read at the end of this turn. */
+        if (atomic_exchange_explicit(&mb->woken, 1, memory_order_seq_cst) || k == w->id)
+                return 0;
+        fd = atomic_load_explicit(&w->sh->workers[k]->ring_fd, memory_order_acquire);
         if (fd > 0) {
                 struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
 
                 io_uring_prep_msg_ring(sqe, fd, 0, tw_ud(TW_K_WAKE, 0, 0), 0);
                 io_uring_sqe_set_data64(sqe, tw_ud(TW_K_IGNORE, 0, 0));
         }
+        return 0;
 }

@@ -45,7 +45,9 @@ static const tw_loop_ops conn_ops = {
     .gone = tw_conn_gone,
     .release = tw_conn_on_release,
     .drain = tw_conn_drain,
-    .mailbox = tw_topic_drain_inbox,
+    .send = tw_conn_send,
+    .deliver = tw_conn_deliver,
+    .mailbox = tw_topic_deliver,
     .publish = demo_publish,
 };
 

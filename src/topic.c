@@ -14,11 +14,12 @@
  *
  * Fan-out. Each message is encoded once into one immutable frame (header + envelope, the
  * data byte for byte) and shared: history, inboxes and every subscriber's send queue hold
- * references. A worker's inbox is a mutex-protected vector swapped out whole when the
- * worker drains it. The target is woken by IORING_OP_MSG_RING sent from the publishing
- * worker's own ring; an atomic `woken` flag keeps at most one wake in flight. The worker
- * also drains on every loop turn, which covers its own posts (a worker publishes to its
- * own subscribers through its own inbox too: delivering them directly would let them
+ * references. A publish posts the frame to each worker with subscribers through that
+ * worker's mailbox (loop.h: a vector swapped out whole when read, woken by one
+ * IORING_OP_MSG_RING from the publishing worker's ring, at most one wake in flight). A
+ * worker also reads its mailbox on every loop turn, which covers its own posts (a worker
+ * publishes to its own subscribers through its own mailbox too: delivering them directly
+ * would let them
  * overtake older messages of the same topic still queued there by another worker).
  *
  * Posts carry the topic's id, not a pointer: the worker finds its subscriber list for the
@@ -29,7 +30,7 @@
  *
  * Subscribe vs. a concurrent publish: the subscriber takes the topic lock, reads the
  * topic's last seq S and joins the list with "deliver only seq > S". Every later publish
- * sees it and posts; a message <= S still in the inbox is skipped for it. So each seq
+ * sees it and posts; a message <= S still in the mailbox is skipped for it. So each seq
  * reaches it exactly once.
  *
  * `since` replays stream from the history at the pace the client reads: a cursor per
@@ -103,20 +104,6 @@ typedef struct tw_topic {
         uint32_t nsubs[]; /* [nworkers]: subscribers per worker */
 } tw_topic;
 
-struct tw_post {
-        uint64_t id; /* topic incarnation */
-        tw_frame *f; /* a reference owned by the inbox */
-};
-
-struct tw_inbox {
-        pthread_mutex_t mu;
-        struct tw_post *v; /* posts in arrival order (per topic: seq order) */
-        uint32_t n, cap;
-        struct tw_post *spare; /* the drained vector, reused */
-        uint32_t spare_cap;
-        _Atomic int woken; /* a wake is in flight or the inbox is non-empty */
-} __attribute__((aligned(64)));
-
 /* A connection's subscriptions: topic, its index in this worker's list, and the replay
  * cursor while one runs. */
 struct tw_subent {
@@ -141,8 +128,7 @@ struct tw_topics {
         pthread_mutex_t evict_mu;    /* one eviction pass at a time */
         uint64_t epoch_base;         /* random per process */
         unsigned nworkers;
-        struct tw_inbox *inbox; /* [nworkers] */
-        struct tw_wmap *wmap;   /* [nworkers] */
+        struct tw_wmap *wmap; /* [nworkers] */
 };
 
 /* A connection's subscriptions and grant live in its extension (allocated on first use). */
@@ -397,19 +383,14 @@ int tw_topic_init(struct tw_topics **out, unsigned nworkers)
                 return -ENOMEM;
         r->nworkers = nworkers;
         r->buckets = calloc(TW_TOPIC_BUCKETS, sizeof(*r->buckets));
-        r->inbox = aligned_alloc(64, sizeof(*r->inbox) * nworkers);
         r->wmap = aligned_alloc(64, sizeof(*r->wmap) * nworkers);
-        if (!r->buckets || !r->inbox || !r->wmap) {
+        if (!r->buckets || !r->wmap) {
                 free(r->buckets);
-                free(r->inbox);
                 free(r->wmap);
                 free(r);
                 return -ENOMEM;
         }
-        memset(r->inbox, 0, sizeof(*r->inbox) * nworkers);
         memset(r->wmap, 0, sizeof(*r->wmap) * nworkers);
-        for (unsigned i = 0; i < nworkers; i++)
-                pthread_mutex_init(&r->inbox[i].mu, NULL);
         for (unsigned i = 0; i < TW_TOPIC_STRIPES; i++)
                 pthread_mutex_init(&r->stripe[i], NULL);
         pthread_mutex_init(&r->evict_mu, NULL);
@@ -437,14 +418,8 @@ void tw_topic_free(struct tw_topics **rp)
                 }
         }
         for (unsigned i = 0; i < r->nworkers; i++) {
-                struct tw_inbox *ib = &r->inbox[i];
                 struct tw_wmap *m = &r->wmap[i];
 
-                for (uint32_t k = 0; k < ib->n; k++)
-                        tw_frame_unref(ib->v[k].f);
-                free(ib->v);
-                free(ib->spare);
-                pthread_mutex_destroy(&ib->mu);
                 for (uint32_t k = 0; k < m->cap; k++) {
                         if (m->v[k])
                                 free(m->v[k]->v);
@@ -455,7 +430,6 @@ void tw_topic_free(struct tw_topics **rp)
         for (unsigned i = 0; i < TW_TOPIC_STRIPES; i++)
                 pthread_mutex_destroy(&r->stripe[i]);
         pthread_mutex_destroy(&r->evict_mu);
-        free(r->inbox);
         free(r->wmap);
         free(r->buckets);
         free(r);
@@ -588,39 +562,11 @@ out:
         pthread_mutex_unlock(&r->evict_mu);
 }
 
-/* ---- inboxes ---- */
+/* ---- delivery ---- */
 
-/* Posts a reference of f for topic incarnation `id` to worker k's inbox and wakes k
- * unless a wake is already pending. Called with the topic's mutex held. */
-static int post(tw_worker *w, unsigned k, uint64_t id, tw_frame *f)
-{
-        struct tw_inbox *ib = &tw_worker_topics(w)->inbox[k];
-
-        pthread_mutex_lock(&ib->mu);
-        if (ib->n == ib->cap) {
-                uint32_t cap = ib->cap ? ib->cap * 2 : 64;
-                struct tw_post *v = realloc(ib->v, cap * sizeof(*v));
-
-                if (!v) {
-                        pthread_mutex_unlock(&ib->mu);
-                        return -ENOMEM;
-                }
-                ib->v = v;
-                ib->cap = cap;
-        }
-        ib->v[ib->n++] = (struct tw_post){id, tw_frame_ref(f)};
-        pthread_mutex_unlock(&ib->mu);
-
-        /* The first post since the target last drained wakes it; later ones ride on that
-         * wake. Our own inbox needs no wake: it is drained at the end of this turn. */
-        if (atomic_exchange_explicit(&ib->woken, 1, memory_order_seq_cst) || k == tw_worker_id(w))
-                return 0;
-        tw_worker_wake(w, k);
-        return 0;
-}
-
-/* Hands f to this worker's subscribers of topic `id`; consumes the inbox's reference. */
-static void deliver(tw_worker *w, uint64_t id, tw_frame *f)
+/* Each subscriber is named by its (slot, gen) handle; the loop finds it (or finds it
+ * gone) and the connection layer decides whether it takes the message. */
+void tw_topic_deliver(tw_worker *w, uint64_t id, tw_frame *f)
 {
         struct tw_local *l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], id);
         uint32_t refs, sent = 0;
@@ -638,59 +584,26 @@ static void deliver(tw_worker *w, uint64_t id, tw_frame *f)
          * the last entry (already served) into its place. */
         for (uint32_t i = refs; i-- > 0;) {
                 struct tw_sub *s;
-                tw_conn *c;
+                int r;
 
                 if (i >= l->n)
                         continue;
                 s = &l->v[i];
                 if (s->after >= f->seq)
                         continue;
-                c = tw_worker_conn(w, s->slot, s->gen);
-                if (!c || c->state != TW_CONN_OPEN)
+                r = tw_worker_deliver(w, s->slot, s->gen, f);
+                if (r < 0)
                         continue;
-                TW_INC(tw_worker_metrics(w)->messages_sent);
                 sent++;
-                tw_conn_send(w, c, f);
                 /* A send that ended the connection (out of memory) dropped its
                  * subscriptions: the list moved an entry, or was freed with its last. */
-                if (c->state == TW_CONN_DEAD) {
+                if (r > 0) {
                         l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], id);
                         if (!l)
                                 break;
                 }
         }
         tw_frame_unref_n(f, refs - sent + 1);
-}
-
-void tw_topic_drain_inbox(tw_worker *w)
-{
-        struct tw_topics *r = tw_worker_topics(w);
-        struct tw_inbox *ib;
-        struct tw_post *v;
-        uint32_t n, vcap;
-
-        if (!r)
-                return;
-        ib = &r->inbox[tw_worker_id(w)];
-        if (!atomic_load_explicit(&ib->woken, memory_order_relaxed))
-                return;
-        /* Cleared before taking the posts: a post made after this point sets it again
-         * and, if it came from another worker, sends a fresh wake. */
-        atomic_store_explicit(&ib->woken, 0, memory_order_seq_cst);
-        pthread_mutex_lock(&ib->mu);
-        v = ib->v;
-        n = ib->n;
-        vcap = ib->cap;
-        ib->v = ib->spare; /* the spare is the drainer's alone: posts never touch it */
-        ib->cap = ib->spare_cap;
-        ib->n = 0;
-        pthread_mutex_unlock(&ib->mu);
-        ib->spare = NULL;
-        ib->spare_cap = 0;
-        for (uint32_t i = 0; i < n; i++)
-                deliver(w, v[i].id, v[i].f);
-        ib->spare = v;
-        ib->spare_cap = vcap;
 }
 
 /* ---- replies ---- */
@@ -701,7 +614,7 @@ static void send_error(tw_worker *w, tw_conn *c, const char *code, const char *m
         size_t n = tw_proto_error(buf, sizeof(buf), code, msg);
 
         if (n)
-                tw_conn_send_text(w, c, buf, n);
+                tw_worker_send_text(w, c, buf, n);
 }
 
 static void send_topic_error(tw_worker *w, tw_conn *c, int err)
@@ -740,7 +653,7 @@ static void send_subscribed(tw_worker *w, tw_conn *c, tw_span topic, uint64_t se
                      recovered < 0 ? ""
                      : recovered   ? ",\"recovered\":true"
                                    : ",\"recovered\":false");
-        tw_conn_send_text(w, c, buf, (size_t)n);
+        tw_worker_send_text(w, c, buf, (size_t)n);
 }
 
 /* ---- publish ---- */
@@ -790,7 +703,7 @@ int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, b
                 added += tw_idem_bytes(t->idem) - ids; /* can be negative: wraps, as used */
         }
         for (unsigned k = 0; k < tw_worker_count(w); k++)
-                if (t->nsubs[k] && post(w, k, t->id, f) < 0)
+                if (t->nsubs[k] && tw_worker_post(w, k, t->id, f) < 0)
                         TW_INC(tw_worker_metrics(w)
                                    ->limit_hits); /* that worker misses it: a seq gap */
         pthread_mutex_unlock(&t->mu);
@@ -862,7 +775,7 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
                      "{\"type\":\"published\",\"topic\":\"%.*s\",\"seq\":%" PRId64 "%s%.*s%s%s}",
                      (int)m->topic.n, m->topic.p, seq, m->id.n ? ",\"id\":\"" : "", (int)m->id.n,
                      m->id.p, m->id.n ? "\"" : "", dup ? ",\"duplicate\":true" : "");
-        tw_conn_send_text(w, c, buf, (size_t)n);
+        tw_worker_send_text(w, c, buf, (size_t)n);
 }
 
 /* ---- subscriptions ---- */
@@ -879,7 +792,7 @@ static int subs_reserve(tw_conn *c)
 {
         struct tw_subs *s = SUBS(c);
 
-        if (!tw_conn_ext(c))
+        if (!tw_ext_get(c))
                 return -ENOMEM;
 
         if (s && s->n < s->cap)
@@ -1012,7 +925,7 @@ static bool replay_step(tw_worker *w, tw_conn *c, uint32_t k, uint64_t budget)
         struct tw_subent *e = &SUBS(c)->e[k];
         tw_topic *t = e->t;
         enum tw_cursor_state st = TW_CURSOR_MORE;
-        uint64_t queued = tw_conn_queued(c), seq = 0, epoch = t->epoch;
+        uint64_t queued = tw_outq_bytes(c->out), seq = 0, epoch = t->epoch;
         char name[TW_TOPIC_MAX];
         size_t n = 0, len = t->name_len;
         bool done = false, ok = false;
@@ -1033,7 +946,7 @@ static bool replay_step(tw_worker *w, tw_conn *c, uint32_t k, uint64_t budget)
         for (size_t i = 0; i < n; i++) {
                 if (c->state == TW_CONN_OPEN) {
                         TW_INC(tw_worker_metrics(w)->messages_sent);
-                        tw_conn_send(w, c, batch[i]);
+                        tw_worker_send(w, c, batch[i]);
                 } else {
                         tw_frame_unref(batch[i]);
                 }
@@ -1058,7 +971,7 @@ void tw_topic_replay_refill(tw_worker *w, tw_conn *c)
                         if (replay_step(w, c, k, budget))
                                 break;
                 }
-                if (tw_conn_queued(c) >= budget)
+                if (tw_outq_bytes(c->out) >= budget)
                         break;
         }
 }
@@ -1152,7 +1065,7 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
         } else {
                 struct tw_subent *e = &SUBS(c)->e[k];
 
-                /* Subscribed already: posts up to `last` still in the inbox would repeat
+                /* Subscribed already: posts up to `last` still in the mailbox would repeat
                  * what a replay or snapshot sends now, and a replay still running is
                  * replaced by what this subscribe asks. */
                 local_entry(w, e)->after = p.replay ? UINT64_MAX : last;
@@ -1181,7 +1094,7 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
         }
         if (p.snap) {
                 TW_INC(tw_worker_metrics(w)->messages_sent);
-                tw_conn_send(w, c, p.snap);
+                tw_worker_send(w, c, p.snap);
         }
         if (c->state == TW_CONN_OPEN)
                 send_subscribed(w, c, m->topic, last, epoch, p.recovered);
@@ -1205,7 +1118,7 @@ static void unsubscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                 subs_drop(w, c, (uint32_t)k);
         n = snprintf(buf, sizeof(buf), "{\"type\":\"unsubscribed\",\"topic\":\"%.*s\"}",
                      (int)m->topic.n, m->topic.p);
-        tw_conn_send_text(w, c, buf, (size_t)n);
+        tw_worker_send_text(w, c, buf, (size_t)n);
 }
 
 void tw_topic_recheck(tw_worker *w, tw_conn *c)
@@ -1225,7 +1138,7 @@ void tw_topic_recheck(tw_worker *w, tw_conn *c)
                              "\"message\":\"the new token does not allow this subscription\"}",
                              (int)name.n, name.p);
                 subs_drop(w, c, k);
-                tw_conn_send_text(w, c, buf, (size_t)n);
+                tw_worker_send_text(w, c, buf, (size_t)n);
         }
 }
 

@@ -32,9 +32,6 @@
 /* Close code for a session whose token expired without a refresh (DESIGN 5). */
 #define TW_CLOSE_TOKEN_EXPIRED 4001
 
-/* c's extension, allocated when it has none; NULL when out of memory. */
-tw_ext *tw_conn_ext(tw_conn *c);
-
 /* The session's token deadline (see tw_ext.token_due_ms) has come or passed: tells the
  * client `token_expired`, or closes with 4001 once the grace is over. Returns the next
  * deadline (0: none). Called by the worker from c's timer. */
@@ -61,6 +58,10 @@ void tw_conn_gone(struct tw_worker *w, tw_conn *c);
 /* c's slot is freed: its buffers, TLS session and extension go. */
 void tw_conn_on_release(tw_conn *c);
 
+/* A topic message for c (ops->deliver): -1 unless c is open (f untouched); else f is
+ * queued and counted as sent, and 1 is returned if that ended c. */
+int tw_conn_deliver(struct tw_worker *w, tw_conn *c, tw_frame *f);
+
 /* The drain began: an open session gets Close 1001 with a retry hint; an HTTP
  * connection may ask again until the drain deadline. */
 void tw_conn_drain(struct tw_worker *w, tw_conn *c);
@@ -78,9 +79,6 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c);
 /* Queues a frame reference for sending (takes the caller's reference). Returns 0, or
  * -ENOMEM (the frame is released and the connection terminated). */
 int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f);
-
-/* Queues one text message (copied into a new frame); counts it as sent. */
-void tw_conn_send_text(struct tw_worker *w, tw_conn *c, const void *p, size_t n);
 
 /* Sends Close with code and reason and waits close_timeout for the peer's reply. */
 void tw_conn_close(struct tw_worker *w, tw_conn *c, uint16_t code, const char *reason,

@@ -118,8 +118,13 @@ typedef struct tw_loop_ops {
         void (*release)(tw_conn *c);
         /* The drain began: c is asked to go (called for each slot in use). */
         void (*drain)(tw_worker *w, tw_conn *c);
-        /* This worker's mailbox may hold posts: on a wake-up and once per loop turn. */
-        void (*mailbox)(tw_worker *w);
+        /* Queues f for c (takes the reference): 0 or a negative errno (tw_conn_send). */
+        int (*send)(tw_worker *w, tw_conn *c, tw_frame *f);
+        /* A topic message for subscriber c: -1 when c takes none (not open; f untouched),
+         * else f is queued (reference taken) and the result is 1 if that ended c. */
+        int (*deliver)(tw_worker *w, tw_conn *c, tw_frame *f);
+        /* One post taken from this worker's mailbox, with the mailbox's reference. */
+        void (*mailbox)(tw_worker *w, uint64_t key, tw_frame *f);
         /* --demo: publish one synthetic message. */
         void (*publish)(tw_worker *w, const char *topic, const char *data, size_t len);
 } tw_loop_ops;
@@ -217,7 +222,22 @@ tw_ws_reader *tw_worker_scratch(tw_worker *w);
 struct tw_topics *tw_worker_topics(tw_worker *w);
 struct WOLFSSL_CTX *tw_worker_tls_ctx(tw_worker *w);
 
-/* ---- handles and the mailbox ---- */
+/* ---- sending, handles and the mailbox ---- */
+
+/* c's extension (loop.h's tw_ext), allocated when it has none; NULL when out of memory. */
+tw_ext *tw_ext_get(tw_conn *c);
+
+/* Queues f for c through the connection layer (ops->send; takes the reference). */
+int tw_worker_send(tw_worker *w, tw_conn *c, tw_frame *f);
+
+/* Queues one text message (copied into a new frame) and counts it as sent; out of
+ * memory terminates c. */
+void tw_worker_send_text(tw_worker *w, tw_conn *c, const void *p, size_t n);
+
+/* Delivers a topic message to the subscriber a (slot, gen) handle names: -1 when it is
+ * gone or takes none (f untouched), 0 when queued (a reference taken), 1 when queued and
+ * that ended the connection. */
+int tw_worker_deliver(tw_worker *w, uint32_t slot, uint32_t gen, tw_frame *f);
 
 /* c's slot: with c->gen, a handle that outlives c safely. */
 uint32_t tw_worker_slot(const tw_worker *w, const tw_conn *c);
@@ -226,8 +246,10 @@ uint32_t tw_worker_slot(const tw_worker *w, const tw_conn *c);
  * reused. A terminated connection (TW_CONN_DEAD) is still found until its slot frees. */
 tw_conn *tw_worker_conn(tw_worker *w, uint32_t slot, uint32_t gen);
 
-/* Wakes worker k to read its mailbox (ops->mailbox): one MSG_RING from this worker's
- * ring. The caller posts first and wakes only on the first post since k last looked. */
-void tw_worker_wake(tw_worker *w, unsigned k);
+/* Posts a reference of f under `key` to worker k's mailbox, in order, and wakes k with
+ * one MSG_RING from this worker's ring unless a wake is already due (this worker's own
+ * mailbox needs none: it is read at the end of every turn). k hands each post to
+ * ops->mailbox. 0 or -ENOMEM (nothing posted). */
+int tw_worker_post(tw_worker *w, unsigned k, uint64_t key, tw_frame *f);
 
 #endif
