@@ -841,6 +841,47 @@ static void reject(struct tw_worker *w, tw_conn *c, int status, enum tw_hs_fail 
         send_reply(w, c, &r);
 }
 
+/* The session is open: frames pipelined behind the request head, data[0..n), are its
+ * first input. They may sit in our own partial-input buffer, which goes now. */
+static void upgraded_input(struct tw_worker *w, tw_conn *c, uint8_t *data, size_t n)
+{
+        if (n && c->rx && data >= c->rx->buf && data < c->rx->buf + c->rx->cap) {
+                uint8_t *tmp = malloc(n);
+
+                if (!tmp) {
+                        tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                        return;
+                }
+                memcpy(tmp, data, n);
+                rx_free(c);
+                ws_input(w, c, tmp, n);
+                free(tmp);
+        } else {
+                rx_free(c);
+                if (n)
+                        ws_input(w, c, data, n);
+        }
+}
+
+/* An incomplete request, data[0..n): keep the bytes (moved to the front of our own
+ * buffer when they are there already). */
+static void http_keep(struct tw_worker *w, tw_conn *c, uint8_t *data, size_t n, size_t limit)
+{
+        if (c->rx && c->rx->len && data != c->rx->buf) {
+                memmove(c->rx->buf, data, n);
+                c->rx->len = n;
+        } else if (!(c->rx && c->rx->len)) {
+                struct tw_rx *rx = rx_get(c);
+
+                if (!rx || rx_append(rx, data, n, limit) < 0) {
+                        TW_INC(tw_worker_metrics(w)->limit_hits);
+                        tw_worker_terminate(w, c, 0);
+                        return;
+                }
+        }
+        /* Slowloris: the handshake deadline set at accept is not moved by partial input. */
+}
+
 static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
 {
         const size_t limit = TW_HTTP_MAX_HEAD + tw_worker_cfg(w)->max_message;
@@ -903,23 +944,7 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                 data += (size_t)head + (size_t)blen;
                 n -= (size_t)head + (size_t)blen;
                 if (r == HTTP_UPGRADED) {
-                        /* Frames pipelined behind the request head. */
-                        if (n && c->rx && data >= c->rx->buf && data < c->rx->buf + c->rx->cap) {
-                                uint8_t *tmp = malloc(n);
-
-                                if (!tmp) {
-                                        tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
-                                        return;
-                                }
-                                memcpy(tmp, data, n);
-                                rx_free(c);
-                                ws_input(w, c, tmp, n);
-                                free(tmp);
-                        } else {
-                                rx_free(c);
-                                if (n)
-                                        ws_input(w, c, data, n);
-                        }
+                        upgraded_input(w, c, data, n);
                         return;
                 }
         }
@@ -929,20 +954,7 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                 rx_free(c);
         return;
 keep:
-        /* Incomplete: keep the bytes (moved to the front of our own buffer). */
-        if (c->rx && c->rx->len && data != c->rx->buf) {
-                memmove(c->rx->buf, data, n);
-                c->rx->len = n;
-        } else if (!(c->rx && c->rx->len)) {
-                struct tw_rx *rx = rx_get(c);
-
-                if (!rx || rx_append(rx, data, n, limit) < 0) {
-                        TW_INC(tw_worker_metrics(w)->limit_hits);
-                        tw_worker_terminate(w, c, 0);
-                        return;
-                }
-        }
-        /* Slowloris: the handshake deadline set at accept is not moved by partial input. */
+        http_keep(w, c, data, n, limit);
 }
 
 void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)

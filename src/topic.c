@@ -1013,18 +1013,18 @@ static struct plan plan_of(const tw_topic *t, const tw_msg *m)
         return p;
 }
 
-static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
+/* The topic a subscribe names, locked, once c may subscribe to it (grant, the
+ * per-connection limit, room in its list); NULL when not, the client told why. */
+static tw_topic *subscribe_lock(tw_worker *w, tw_conn *c, const tw_msg *m)
 {
         const tw_config *cfg = tw_worker_cfg(w);
-        int err = -ENOMEM, k;
-        struct plan p;
-        uint64_t last, epoch;
+        int err = -ENOMEM;
         tw_topic *t;
 
         /* With tokens, the grant's "subs" say what may be subscribed to (none: nothing). */
         if (cfg->jwt_secret && !tw_grant_may_subscribe(GRANT(c), m->topic)) {
                 send_error(w, c, "forbidden", "not allowed to subscribe to this topic");
-                return;
+                return NULL;
         }
         if (SUBS(c) && SUBS(c)->n >= cfg->max_subscriptions) {
                 /* Only a topic it already has may be subscribed to again. */
@@ -1033,15 +1033,27 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                         pthread_mutex_unlock(&t->mu);
                         t = NULL;
                 }
-                if (!t) {
+                if (!t)
                         send_error(w, c, "too_many_subscriptions",
                                    "the per-connection limit is reached");
-                        return;
-                }
-        } else if (subs_reserve(c) < 0 || !(t = topic_lock(w, m->topic, true, &err))) {
-                send_topic_error(w, c, err);
-                return;
+                return t;
         }
+        if (subs_reserve(c) < 0 || !(t = topic_lock(w, m->topic, true, &err))) {
+                send_topic_error(w, c, err);
+                return NULL;
+        }
+        return t;
+}
+
+static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
+{
+        struct plan p;
+        uint64_t last, epoch;
+        tw_topic *t = subscribe_lock(w, c, m);
+        int k;
+
+        if (!t)
+                return;
         k = subs_find(SUBS(c), t);
         p = plan_of(t, m);
         last = t->hist.last;
