@@ -7,6 +7,9 @@
  *   → flush: one sendmsg per connection with queued output, not already sending
  *   → give consumed receive buffers back to the kernel
  *
+ * What a completion means for a connection is decided above: every event goes through
+ * the worker's tw_loop_ops (conn.c), and this file calls no module above it.
+ *
  * Connections are direct descriptors (multishot accept into a sparse fixed-file table),
  * so a worker holds up to a table's worth of them whatever the process fd limit is.
  *

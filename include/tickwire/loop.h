@@ -1,20 +1,21 @@
 /*
  * loop — a worker's event loop and what it offers the modules above it (conn, tls,
  * endpoints, topic): terminate a connection, arm its deadline, mark it for flushing, the
- * worker's clock, config, metrics and scratch reader, (slot, generation) handles, and a
- * wake-up of another worker for its mailbox (IORING_OP_MSG_RING). One thread, one
- * io_uring ring, one fixed-file table, one buffer ring and one timing wheel per worker.
+ * worker's clock, config, metrics and scratch reader, sending through the connection
+ * layer, (slot, generation) handles, and per-worker mailboxes for cross-worker posts
+ * (woken with IORING_OP_MSG_RING). One thread, one io_uring ring, one fixed-file table,
+ * one buffer ring and one timing wheel per worker.
  *
  * Owns: the worker (opaque: defined in loop.c only), its ring and the requests on it,
  * the slot table of connection records below and slot reuse, completions and their
- * dispatch, the flush of queued output, timers, the per-worker part of a drain. Must not
- * touch: what a connection's bytes mean or what state follows from them — it reports
- * every event through tw_loop_ops, and only conn changes a connection's state (besides
- * FREE/DEAD, which are the loop's: a slot in use or not, a connection terminated).
+ * dispatch, the flush of queued output, timers, the mailboxes, the per-worker part of a
+ * drain. Must not touch: what a connection's bytes mean or what state follows from them.
+ * It reports every event through tw_loop_ops (conn.c, wired by server.c) and calls no
+ * module above it; only conn changes a connection's state, except the loop's own three:
+ * FREE (slot unused), HTTP (just accepted) and DEAD (terminated).
  *
- * The connection record (tw_conn) lives here because the slot table is made of it; each
- * field's owner is named beside it. An idle open connection is the 72-byte struct below (checked in
- * loop.c) and nothing else (conn.h).
+ * The connection record (tw_conn) lives here because the slot table is made of it. An
+ * idle open connection is the 72-byte record and nothing else (checked in loop.c).
  */
 #ifndef TICKWIRE_LOOP_H
 #define TICKWIRE_LOOP_H
@@ -80,6 +81,9 @@ typedef struct tw_ext {
                                    ends: TW_CF_TOKEN_EXPIRED); 0 = never */
 } tw_ext;
 
+/* Who writes what: the loop — timer (through tw_worker_arm), fd, gen, inflight, ip,
+ * detect_age, the RECV/SEND/DIRTY/SHUT_PENDING/REJECT/EOF flags, state FREE/HTTP/DEAD; topic
+ * — REPLAY/LOSSY and ext->subs; conn — everything else. */
 typedef struct tw_conn {
         tw_timer timer;      /* the one deadline: handshake, heartbeat, close, linger */
         struct tw_rx *rx;    /* NULL unless input is partial */
