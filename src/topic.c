@@ -76,12 +76,22 @@ struct tw_sub {
         uint64_t after;     /* deliver only seq > after; UINT64_MAX while a replay runs */
 };
 
-/* A topic's subscribers on one worker, found by topic id in that worker's map. */
+/* A topic's subscribers on one worker, found by topic id in that worker's map. The
+ * list is kept dense for delivery (a removal moves the last entry into the hole), so a
+ * subscription holds a ticket, not a position: pos[ticket] is where its entry is now and
+ * tk[i] the ticket of entry i. A move updates the list's own pos[], never the moved
+ * subscriber's connection. Free tickets are chained through pos[] (TW_TICKET_FREE set). */
 struct tw_local {
         uint64_t id;
-        struct tw_sub *v;
-        uint32_t n, cap;
+        struct tw_sub *v; /* [cap] entries, n in use: what delivery reads */
+        uint32_t *tk;     /* [cap] the ticket of each entry */
+        uint32_t *pos;    /* [npos] each ticket's entry, or the next free ticket */
+        uint32_t n, cap;  /* entries */
+        uint32_t npos;    /* tickets ever handed out (all below npos exist) */
+        uint32_t free_tk; /* first free ticket, or UINT32_MAX */
 };
+
+#define TW_TICKET_FREE 0x80000000u
 
 /* A worker's topic id → subscriber list map: open addressing, linear probing, backward
  * shift deletion. Touched only by its worker. */
@@ -108,7 +118,7 @@ typedef struct tw_topic {
  * cursor while one runs. */
 struct tw_subent {
         tw_topic *t;
-        uint32_t idx;
+        uint32_t ticket;    /* its entry in t's list on this worker (struct tw_local) */
         uint32_t replaying; /* cur is live */
         tw_cursor cur;
 };
@@ -181,6 +191,14 @@ size_t tw_topic_encode(uint8_t *out, size_t cap, tw_span topic, uint64_t seq, tw
 static uint32_t id_hash(uint64_t id)
 {
         return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32);
+}
+
+static void local_free(struct tw_local *l)
+{
+        free(l->v);
+        free(l->tk);
+        free(l->pos);
+        free(l);
 }
 
 static struct tw_local *wmap_get(const struct tw_wmap *m, uint64_t id)
@@ -422,8 +440,7 @@ void tw_topic_free(struct tw_topics **rp)
 
                 for (uint32_t k = 0; k < m->cap; k++) {
                         if (m->v[k])
-                                free(m->v[k]->v);
-                        free(m->v[k]);
+                                local_free(m->v[k]);
                 }
                 free(m->v);
         }
@@ -811,71 +828,102 @@ static int subs_reserve(tw_conn *c)
         return 0;
 }
 
-/* Joins c to t's list on this worker; the index, or -ENOMEM. Called with t->mu held. */
+/* Room for one more entry and one more ticket. */
+static int local_grow(struct tw_local *l)
+{
+        if (l->n == l->cap) {
+                uint32_t cap = l->cap ? l->cap * 2 : 4;
+                struct tw_sub *v = realloc(l->v, cap * sizeof(*v));
+                uint32_t *tk;
+
+                if (!v)
+                        return -ENOMEM;
+                l->v = v;
+                tk = realloc(l->tk, cap * sizeof(*tk));
+                if (!tk)
+                        return -ENOMEM;
+                l->tk = tk;
+                l->cap = cap;
+        }
+        if (l->free_tk == UINT32_MAX && (l->npos & (l->npos - 1)) == 0) {
+                /* npos reached a power of two (or 0): double the ticket table. */
+                uint32_t *pos = realloc(l->pos, (l->npos ? l->npos * 2 : 4) * sizeof(*pos));
+
+                if (!pos)
+                        return -ENOMEM;
+                l->pos = pos;
+        }
+        return 0;
+}
+
+/* Joins c to t's list on this worker; its ticket, or -ENOMEM. Called with t->mu held. */
 static int64_t local_add(tw_worker *w, tw_topic *t, tw_conn *c, uint64_t after)
 {
         struct tw_wmap *m = &tw_worker_topics(w)->wmap[tw_worker_id(w)];
         struct tw_local *l = wmap_get(m, t->id);
+        uint32_t ticket;
 
         if (!l) {
                 l = calloc(1, sizeof(*l));
                 if (!l)
                         return -ENOMEM;
                 l->id = t->id;
+                l->free_tk = UINT32_MAX;
                 if (wmap_put(m, l) < 0) {
                         free(l);
                         return -ENOMEM;
                 }
         }
-        if (l->n == l->cap) {
-                uint32_t cap = l->cap ? l->cap * 2 : 4;
-                struct tw_sub *v = realloc(l->v, cap * sizeof(*v));
-
-                if (!v) {
-                        if (l->n == 0) {
-                                wmap_del(m, l->id);
-                                free(l);
-                        }
-                        return -ENOMEM;
+        if (local_grow(l) < 0) {
+                if (l->n == 0) {
+                        wmap_del(m, l->id);
+                        local_free(l);
                 }
-                l->v = v;
-                l->cap = cap;
+                return -ENOMEM;
         }
+        if (l->free_tk != UINT32_MAX) {
+                ticket = l->free_tk;
+                l->free_tk =
+                    l->pos[ticket] == UINT32_MAX ? UINT32_MAX : l->pos[ticket] & ~TW_TICKET_FREE;
+        } else {
+                ticket = l->npos++;
+        }
+        l->pos[ticket] = l->n;
+        l->tk[l->n] = ticket;
         l->v[l->n] = (struct tw_sub){tw_worker_slot(w, c), c->gen, after};
         t->nsubs[tw_worker_id(w)]++;
         t->subs++;
-        return l->n++;
+        l->n++;
+        return ticket;
 }
 
-/* Removes entry idx from t's list on this worker. Called with t->mu held. */
-static void local_remove(tw_worker *w, tw_topic *t, uint32_t idx)
+/* Removes the entry of `ticket` from t's list on this worker. Called with t->mu held. */
+static void local_remove(tw_worker *w, tw_topic *t, uint32_t ticket)
 {
         struct tw_wmap *m = &tw_worker_topics(w)->wmap[tw_worker_id(w)];
         struct tw_local *l = wmap_get(m, t->id);
-        uint32_t last = --l->n;
+        uint32_t idx = l->pos[ticket], last = --l->n;
 
         t->nsubs[tw_worker_id(w)]--;
         t->subs--;
         if (idx != last) {
-                tw_conn *moved;
-                int k;
-
                 l->v[idx] = l->v[last];
-                moved = tw_worker_conn(w, l->v[idx].slot, l->v[idx].gen);
-                k = subs_find(SUBS(moved), t);
-                if (k >= 0)
-                        SUBS(moved)->e[k].idx = idx;
+                l->tk[idx] = l->tk[last];
+                l->pos[l->tk[idx]] = idx;
         }
+        l->pos[ticket] = l->free_tk == UINT32_MAX ? UINT32_MAX : l->free_tk | TW_TICKET_FREE;
+        l->free_tk = ticket;
         if (l->n == 0) {
                 wmap_del(m, l->id);
-                free(l->v);
-                free(l);
+                local_free(l);
         }
 }
 
 static struct tw_sub *local_entry(tw_worker *w, const struct tw_subent *e)
 {
-        return &wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], e->t->id)->v[e->idx];
+        struct tw_local *l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], e->t->id);
+
+        return &l->v[l->pos[e->ticket]];
 }
 
 /* Drops c's entry k (its topic's mutex not held); frees the topic if that was all it had. */
@@ -888,7 +936,7 @@ static void subs_drop(tw_worker *w, tw_conn *c, uint32_t k)
         bool idle;
 
         pthread_mutex_lock(&t->mu);
-        local_remove(w, t, s->e[k].idx);
+        local_remove(w, t, s->e[k].ticket);
         idle = topic_idle(t);
         memcpy(name, t->name, len);
         pthread_mutex_unlock(&t->mu);
@@ -1059,9 +1107,9 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
         last = t->hist.last;
         epoch = t->epoch;
         if (k < 0) {
-                int64_t idx = local_add(w, t, c, p.replay ? UINT64_MAX : last);
+                int64_t ticket = local_add(w, t, c, p.replay ? UINT64_MAX : last);
 
-                if (idx < 0) {
+                if (ticket < 0) {
                         bool idle = topic_idle(t);
 
                         pthread_mutex_unlock(&t->mu);
@@ -1073,7 +1121,7 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                         return;
                 }
                 k = (int)SUBS(c)->n++;
-                SUBS(c)->e[k] = (struct tw_subent){t, (uint32_t)idx, 0, {0, false}};
+                SUBS(c)->e[k] = (struct tw_subent){t, (uint32_t)ticket, 0, {0, false}};
         } else {
                 struct tw_subent *e = &SUBS(c)->e[k];
 
