@@ -22,7 +22,7 @@
 #include "tickwire/metrics.h"
 #include "tickwire/outq.h"
 #include "tickwire/proto.h"
-#include "tickwire/server.h"
+#include "tickwire/loop.h"
 #include "tickwire/tls.h"
 #include "tickwire/topic.h"
 
@@ -84,13 +84,6 @@ void tw_conn_release_buffers(tw_conn *c)
 
 /* ---- output ---- */
 
-tw_ext *tw_conn_ext(tw_conn *c)
-{
-        if (!c->ext)
-                c->ext = calloc(1, sizeof(*c->ext));
-        return c->ext;
-}
-
 void tw_conn_free_ext(tw_conn *c)
 {
         if (!c->ext)
@@ -105,48 +98,203 @@ uint64_t tw_conn_queued(const tw_conn *c)
         return tw_outq_bytes(c->out);
 }
 
-/* ---- slow consumers: a session's queue over --max-queue (the rule is outq's) ---- */
+/* ---- slow consumers: a session's queue over --max-queue (the rule is outq's) ----
+ *
+ * The bound is checked in one place, tw_conn_send(), on one count: the bytes on c's send
+ * queue (plaintext frames, or for TLS the ciphertext they became). */
 
-/* f does not fit under the bound. conflate: queue it, then keep only the newest pending
- * message per topic; if what remains still does not fit (replies, not messages, pile
- * up), fall through to disconnect: drop everything not in flight and Close 1013. Either
- * way the subscriber may have lost messages: a `since` replay running on it can no longer
- * claim to be complete (TW_CF_LOSSY). */
+static int queue_raw(struct tw_worker *w, tw_conn *c, tw_frame *f);
+
+/* f does not fit under the bound. Either way the subscriber may have lost messages: a
+ * `since` replay running on it can no longer claim to be complete (TW_CF_LOSSY).
+ *
+ * Plain: conflate queues f, then keeps only the newest pending message per topic; if what
+ * remains still does not fit (replies, not messages, pile up), fall through to
+ * disconnect: drop everything not in flight and Close 1013.
+ *
+ * TLS: queued ciphertext cannot be conflated (dropping a record breaks the stream), so
+ * conflate drops the newest topic message instead — the subscriber still sees the seq
+ * jump and resumes with `since` — and anything else, or disconnect, closes with 1013. */
 static int over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
-        const tw_config *cfg = &w->srv->cfg;
+        const tw_config *cfg = tw_worker_cfg(w);
+        tw_metrics *m = tw_worker_metrics(w);
+        bool topic = f->topic_id != 0;
         int64_t dropped;
 
         c->flags |= TW_CF_LOSSY;
+        if (c->flags & TW_CF_TLS) {
+                tw_frame_unref(f);
+                if (topic)
+                        TW_INC(m->messages_dropped);
+                if (topic && cfg->slow_consumer == TW_SLOW_CONFLATE) {
+                        TW_INC(m->slow_consumer[TW_SLOW_CONFLATE]);
+                        return 0;
+                }
+                TW_INC(m->slow_consumer[TW_SLOW_DISCONNECT]);
+                tw_conn_close(w, c, TW_WS_CLOSE_TRY_AGAIN, "slow consumer", 13);
+                return -ENOBUFS;
+        }
         if (cfg->slow_consumer == TW_SLOW_CONFLATE) {
-                if (tw_conn_send_raw(w, c, f) < 0)
+                if (queue_raw(w, c, f) < 0)
                         return -ENOMEM;
                 dropped = tw_outq_conflate(c->out, false);
                 if (dropped >= 0) {
-                        TW_INC(w->metrics.slow_consumer[TW_SLOW_CONFLATE]);
-                        TW_ADD(w->metrics.messages_dropped, (uint64_t)dropped);
+                        TW_INC(m->slow_consumer[TW_SLOW_CONFLATE]);
+                        TW_ADD(m->messages_dropped, (uint64_t)dropped);
                         if (tw_outq_unpinned_bytes(c->out) <= cfg->max_queue)
                                 return 0;
                 }
         } else {
-                if (f->topic_id)
-                        TW_INC(w->metrics.messages_dropped);
+                if (topic)
+                        TW_INC(m->messages_dropped);
                 tw_frame_unref(f);
         }
         dropped = tw_outq_conflate(c->out, true);
-        TW_ADD(w->metrics.messages_dropped, (uint64_t)(dropped > 0 ? dropped : 0));
-        TW_INC(w->metrics.slow_consumer[TW_SLOW_DISCONNECT]);
+        TW_ADD(m->messages_dropped, (uint64_t)(dropped > 0 ? dropped : 0));
+        TW_INC(m->slow_consumer[TW_SLOW_DISCONNECT]);
         tw_conn_close(w, c, TW_WS_CLOSE_TRY_AGAIN, "slow consumer", 13);
         return -ENOBUFS;
 }
 
+/* ---- TLS: the byte filter between the socket and the session ---- */
+
+/* One call's binding of the filter's output to c. */
+struct tls_out {
+        tw_tls_io io;
+        struct tw_worker *w;
+        tw_conn *c;
+};
+
+/* wolfSSL's output: one frame per call (a record, or a flight of handshake records). */
+static int tls_out(void *arg, const uint8_t *p, size_t n)
+{
+        struct tls_out *t = arg;
+        tw_frame *f;
+
+        if (t->c->state == TW_CONN_DEAD || t->c->state == TW_CONN_FREE)
+                return -EPIPE;
+        f = tw_frame_copy(p, n);
+        if (!f) {
+                TW_INC(tw_worker_metrics(t->w)->limit_hits);
+                tw_worker_terminate(t->w, t->c, TW_WS_CLOSE_INTERNAL);
+                return -ENOMEM;
+        }
+        return queue_raw(t->w, t->c, f);
+}
+
+static void tls_out_init(struct tls_out *t, struct tw_worker *w, tw_conn *c, const uint8_t *in,
+                         size_t len)
+{
+        t->io = (tw_tls_io){.in = in, .in_len = len, .out = tls_out, .arg = t};
+        t->w = w;
+        t->c = c;
+}
+
+static int tls_start(struct tw_worker *w, tw_conn *c)
+{
+        tw_ext *e = tw_ext_get(c);
+
+        if (!e || !(e->tls = tw_tls_server_new(tw_worker_tls_ctx(w))))
+                return -ENOMEM;
+        c->flags |= TW_CF_TLS;
+        return 0;
+}
+
+/* Only when the slot is released: terminating may happen inside a wolfSSL callback, so
+ * the object must outlive tw_worker_terminate(). */
+static void tls_free(tw_conn *c)
+{
+        if (c->ext && c->ext->tls) {
+                tw_tls_free(c->ext->tls);
+                c->ext->tls = NULL;
+                c->flags &= ~TW_CF_TLS;
+        }
+}
+
+/* Input is still wanted in these states (LINGER: our last bytes are going out). */
+static bool reading(const tw_conn *c)
+{
+        return c->state == TW_CONN_HTTP || c->state == TW_CONN_OPEN || c->state == TW_CONN_CLOSING;
+}
+
+static void tls_handshake_failed(struct tw_worker *w, tw_conn *c)
+{
+        TW_INC(tw_worker_metrics(w)->handshake_failures[TW_HS_TLS]);
+        if (c->state == TW_CONN_DEAD)
+                return;
+        if (c->out)
+                tw_conn_linger(w, c); /* wolfSSL queued an alert: let it out, then close */
+        else
+                tw_worker_terminate(w, c, 0);
+}
+
+/* Ciphertext received: every decrypted byte goes to tw_conn_on_data(), the plain
+ * connection's code; the peer's close_notify is taken as TCP EOF. */
+static void tls_recv(struct tw_worker *w, tw_conn *c, const uint8_t *buf, size_t len)
+{
+        uint8_t plain[16384]; /* the largest TLS record's plaintext */
+        struct tls_out t;
+
+        tls_out_init(&t, w, c, buf, len);
+        while (reading(c)) {
+                size_t n;
+
+                switch (tw_tls_recv(c->ext->tls, &t.io, plain, sizeof(plain), &n)) {
+                case TW_TLS_DATA:
+                        if (n)
+                                tw_conn_on_data(w, c, plain, n);
+                        continue;
+                case TW_TLS_WANT:
+                        return;
+                case TW_TLS_EOF:
+                        tw_conn_on_eof(w, c);
+                        return;
+                case TW_TLS_FAILED:
+                        tls_handshake_failed(w, c);
+                        return;
+                case TW_TLS_BROKEN:
+                        tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
+                        return;
+                }
+        }
+}
+
+/* Encrypts f now (each connection has its own keys, so fan-out encrypts per subscriber),
+ * queues the ciphertext and drops f. */
+static int tls_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
+{
+        struct tls_out t;
+        int n;
+
+        tls_out_init(&t, w, c, NULL, 0);
+        n = tw_tls_send(c->ext->tls, &t.io, f->data, f->len);
+        tw_frame_unref(f);
+        if (n == -ENOTCONN)
+                return n; /* before the handshake: we only answer input */
+        if (c->state == TW_CONN_DEAD)
+                return -EPIPE;
+        if (n < 0)
+                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+        return n;
+}
+
+static void tls_close_notify(struct tw_worker *w, tw_conn *c)
+{
+        struct tls_out t;
+
+        tls_out_init(&t, w, c, NULL, 0);
+        tw_tls_close_notify(c->ext ? c->ext->tls : NULL, &t.io);
+}
+
 /* ---- output ---- */
 
-int tw_conn_send_raw(struct tw_worker *w, tw_conn *c, tw_frame *f)
+/* Queues bytes exactly as they go on the wire: no TLS, no --max-queue bound. */
+static int queue_raw(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
         if (tw_outq_push(&c->out, f) < 0) {
                 tw_frame_unref(f);
-                TW_INC(w->metrics.limit_hits);
+                TW_INC(tw_worker_metrics(w)->limit_hits);
                 tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
                 return -ENOMEM;
         }
@@ -160,26 +308,14 @@ int tw_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
                 tw_frame_unref(f);
                 return -EPIPE;
         }
-        if (c->flags & TW_CF_TLS) /* encrypted per connection; the ciphertext comes back raw */
-                return tw_tls_conn_send(w, c, f);
         /* The bound applies to a live session only: once our Close is queued nothing more
          * is added but the Close itself, which always goes out behind everything else. */
         if (c->state == TW_CONN_OPEN && !(c->flags & TW_CF_CLOSE_SENT) &&
-            tw_outq_bytes(c->out) + f->len > w->srv->cfg.max_queue)
+            tw_outq_bytes(c->out) + f->len > tw_worker_cfg(w)->max_queue)
                 return over_bound(w, c, f);
-        return tw_conn_send_raw(w, c, f);
-}
-
-void tw_conn_send_text(struct tw_worker *w, tw_conn *c, const void *p, size_t n)
-{
-        tw_frame *f = tw_frame_ws(TW_WS_OP_TEXT, p, n);
-
-        if (!f) {
-                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
-                return;
-        }
-        TW_INC(w->metrics.messages_sent);
-        tw_conn_send(w, c, f);
+        if (c->flags & TW_CF_TLS) /* encrypted per connection; the ciphertext goes raw */
+                return tls_send(w, c, f);
+        return queue_raw(w, c, f);
 }
 
 static void send_error(struct tw_worker *w, tw_conn *c, const char *code, const char *msg)
@@ -188,7 +324,7 @@ static void send_error(struct tw_worker *w, tw_conn *c, const char *code, const 
         size_t n = tw_proto_error(buf, sizeof(buf), code, msg);
 
         if (n)
-                tw_conn_send_text(w, c, buf, n);
+                tw_worker_send_text(w, c, buf, n);
 }
 
 /* ---- closing ----
@@ -222,7 +358,7 @@ static void linger_drained(struct tw_worker *w, tw_conn *c)
                 return;
         c->flags |= TW_CF_SHUT;
         tw_worker_shutdown(w, c);
-        tw_worker_arm(w, c, w->now_ms + w->srv->cfg.close_timeout_ms);
+        tw_worker_arm(w, c, tw_worker_now(w) + tw_worker_cfg(w)->close_timeout_ms);
 }
 
 void tw_conn_linger(struct tw_worker *w, tw_conn *c)
@@ -232,7 +368,7 @@ void tw_conn_linger(struct tw_worker *w, tw_conn *c)
         c->state = TW_CONN_LINGER;
         rx_free(c);
         if (c->flags & TW_CF_TLS)
-                tw_tls_conn_close_notify(w, c);
+                tls_close_notify(w, c);
         if (c->state != TW_CONN_LINGER)
                 return; /* queueing close_notify failed and ended it */
         arm_close_deadline(w, c);
@@ -242,13 +378,13 @@ void tw_conn_linger(struct tw_worker *w, tw_conn *c)
 
 void tw_conn_on_sent(struct tw_worker *w, tw_conn *c, size_t sent, uint64_t left)
 {
-        const tw_config *cfg = &w->srv->cfg;
+        const tw_config *cfg = tw_worker_cfg(w);
 
         switch (c->state) {
         case TW_CONN_HTTP:
                 /* A client reading a backlog of answers is making progress. */
                 if (sent && (c->flags & TW_CF_SERVED))
-                        tw_worker_arm(w, c, w->now_ms + cfg->handshake_timeout_ms);
+                        tw_worker_arm(w, c, tw_worker_now(w) + cfg->handshake_timeout_ms);
                 tw_conn_resume(w, c);
                 break;
         case TW_CONN_OPEN:
@@ -284,7 +420,7 @@ static void queue_close(struct tw_worker *w, tw_conn *c, uint16_t code, const ch
         c->flags |= TW_CF_CLOSE_SENT;
         c->close_code = code ? code : TW_WS_CLOSE_NO_STATUS;
         if (!f) {
-                TW_INC(w->metrics.limit_hits);
+                TW_INC(tw_worker_metrics(w)->limit_hits);
                 tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
                 return;
         }
@@ -353,20 +489,20 @@ enum { RATE_OK, RATE_REFUSED, RATE_CLOSE };
 
 static uint32_t now_us32(const struct tw_worker *w)
 {
-        return (uint32_t)(w->now_ms * 1000u);
+        return (uint32_t)(tw_worker_now(w) * 1000u);
 }
 
 static void rate_touch(struct tw_worker *w, tw_conn *c)
 {
         uint32_t now = now_us32(w);
 
-        if ((uint32_t)w->now_ms - c->last_seen >= 60000u || (int32_t)(c->tat - now) < 0)
+        if ((uint32_t)tw_worker_now(w) - c->last_seen >= 60000u || (int32_t)(c->tat - now) < 0)
                 c->tat = now;
 }
 
 static int rate_take(struct tw_worker *w, tw_conn *c)
 {
-        uint32_t rate = w->srv->cfg.max_message_rate;
+        uint32_t rate = tw_worker_cfg(w)->max_message_rate;
         uint32_t t, tau;
         int32_t ahead;
 
@@ -378,7 +514,7 @@ static int rate_take(struct tw_worker *w, tw_conn *c)
         c->tat += t;
         if (ahead <= (int32_t)tau)
                 return RATE_OK;
-        TW_INC(w->metrics.rate_limited);
+        TW_INC(tw_worker_metrics(w)->rate_limited);
         return ahead > (int32_t)tau + 1000000 ? RATE_CLOSE : RATE_REFUSED;
 }
 
@@ -405,7 +541,7 @@ static void on_text(struct tw_worker *w, tw_conn *c, const uint8_t *p, size_t n)
         char buf[256];
         size_t len;
 
-        TW_INC(w->metrics.messages_received);
+        TW_INC(tw_worker_metrics(w)->messages_received);
         if (!rate_allows(w, c, true))
                 return;
         st = tw_proto_parse((const char *)p, n, &m);
@@ -420,14 +556,14 @@ static void on_text(struct tw_worker *w, tw_conn *c, const uint8_t *p, size_t n)
         case TW_MSG_PING:
                 len = tw_proto_pong(buf, sizeof(buf), m.time);
                 if (len) {
-                        tw_conn_send_text(w, c, buf, len);
+                        tw_worker_send_text(w, c, buf, len);
                 } else {
                         /* A huge "time" value: echo it all the same. */
                         size_t cap = m.time.n + 32;
                         char *big = malloc(cap);
 
                         if (big && (len = tw_proto_pong(big, cap, m.time)))
-                                tw_conn_send_text(w, c, big, len);
+                                tw_worker_send_text(w, c, big, len);
                         free(big);
                 }
                 break;
@@ -456,7 +592,7 @@ static void on_data_event(struct tw_worker *w, tw_conn *c, const tw_ws_event *ev
                 return;
         }
         rx = rx_get(c);
-        if (!rx || rx_append(rx, ev->data, ev->len, w->srv->cfg.max_message) < 0) {
+        if (!rx || rx_append(rx, ev->data, ev->len, tw_worker_cfg(w)->max_message) < 0) {
                 fail(w, c, rx ? TW_WS_CLOSE_TOO_BIG : TW_WS_CLOSE_INTERNAL, NULL);
                 return;
         }
@@ -495,17 +631,17 @@ static void ws_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
         tw_ws_reader *r;
         tw_ws_event ev;
 
-        if (w->srv->cfg.max_message_rate)
+        if (tw_worker_cfg(w)->max_message_rate)
                 rate_touch(w, c); /* before last_seen moves: it tells how long we were idle */
         /* Any inbound byte is a sign of life: a store, not a timer operation. */
-        c->last_seen = (uint32_t)w->now_ms;
+        c->last_seen = (uint32_t)tw_worker_now(w);
         c->flags &= ~TW_CF_PING;
 
         if (c->rx && c->rx->has_reader) {
                 r = &c->rx->reader;
         } else {
-                r = &w->scratch;
-                tw_ws_reader_init(r, true, w->srv->cfg.max_message);
+                r = tw_worker_scratch(w);
+                tw_ws_reader_init(r, true, tw_worker_cfg(w)->max_message);
         }
         while (len > 0 && (c->state == TW_CONN_OPEN || c->state == TW_CONN_CLOSING)) {
                 size_t used = tw_ws_read(r, buf, len, &ev);
@@ -528,7 +664,7 @@ static void ws_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
         }
         if (c->state != TW_CONN_OPEN && c->state != TW_CONN_CLOSING)
                 return;
-        if (r == &w->scratch && !tw_ws_reader_idle(r)) {
+        if (r == tw_worker_scratch(w) && !tw_ws_reader_idle(r)) {
                 struct tw_rx *rx = rx_get(c);
 
                 if (!rx) {
@@ -555,7 +691,7 @@ static uint64_t token_deadline(const struct tw_worker *w, int64_t exp)
         clock_gettime(CLOCK_REALTIME, &ts);
         left_ms =
             (exp + TW_TOKEN_LEEWAY_S) * 1000 - ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-        return w->now_ms + (uint64_t)(left_ms > 0 ? left_ms : 0) + 1;
+        return tw_worker_now(w) + (uint64_t)(left_ms > 0 ? left_ms : 0) + 1;
 }
 
 /* Gives the session its grant and arms the token's deadline when it comes before the
@@ -569,7 +705,7 @@ static void keep_grant(struct tw_worker *w, tw_conn *c, tw_grant *g)
         e->token_due_ms = token_deadline(w, tw_grant_exp(g));
         c->flags &= ~TW_CF_TOKEN_EXPIRED;
         if (e->token_due_ms && c->timer.slot &&
-            e->token_due_ms < c->timer.expires * w->srv->cfg.tick_ms)
+            e->token_due_ms < c->timer.expires * tw_worker_cfg(w)->tick_ms)
                 tw_worker_arm(w, c, e->token_due_ms);
 }
 
@@ -577,7 +713,7 @@ uint64_t tw_conn_token_due(struct tw_worker *w, tw_conn *c)
 {
         tw_ext *e = c->ext;
 
-        if (!e || !e->token_due_ms || w->now_ms < e->token_due_ms)
+        if (!e || !e->token_due_ms || tw_worker_now(w) < e->token_due_ms)
                 return e ? e->token_due_ms : 0;
         if (c->flags & TW_CF_TOKEN_EXPIRED) {
                 e->token_due_ms = 0;
@@ -585,7 +721,7 @@ uint64_t tw_conn_token_due(struct tw_worker *w, tw_conn *c)
                 return 0;
         }
         c->flags |= TW_CF_TOKEN_EXPIRED;
-        e->token_due_ms = w->now_ms + w->srv->cfg.token_grace_ms;
+        e->token_due_ms = tw_worker_now(w) + tw_worker_cfg(w)->token_grace_ms;
         send_error(w, c, "token_expired", "send {\"type\":\"refresh\",\"token\":...} to go on");
         return e->token_due_ms;
 }
@@ -595,7 +731,7 @@ uint64_t tw_conn_token_due(struct tw_worker *w, tw_conn *c)
  * subscriptions it no longer allows end. */
 static void refresh(struct tw_worker *w, tw_conn *c, const tw_msg *m)
 {
-        const tw_config *cfg = &w->srv->cfg;
+        const tw_config *cfg = tw_worker_cfg(w);
         tw_grant *g = NULL;
         tw_auth_status st;
         char buf[96];
@@ -620,7 +756,7 @@ static void refresh(struct tw_worker *w, tw_conn *c, const tw_msg *m)
         keep_grant(w, c, g);
         snprintf(buf, sizeof(buf), "{\"type\":\"refreshed\",\"exp\":%lld}",
                  (long long)tw_grant_exp(g));
-        tw_conn_send_text(w, c, buf, strlen(buf));
+        tw_worker_send_text(w, c, buf, strlen(buf));
         tw_topic_recheck(w, c);
 }
 
@@ -636,7 +772,7 @@ static int open_session(struct tw_worker *w, tw_conn *c, tw_reply *r)
             tw_http_build_101(resp, sizeof(resp), r->accept, r->protocol ? TW_SUBPROTOCOL : NULL);
         tw_frame *f = n ? tw_frame_copy(resp, n) : NULL;
 
-        if (!f || (r->grant && !tw_conn_ext(c))) {
+        if (!f || (r->grant && !tw_ext_get(c))) {
                 if (f)
                         tw_frame_unref(f);
                 tw_worker_terminate(w, c, 0);
@@ -646,7 +782,11 @@ static int open_session(struct tw_worker *w, tw_conn *c, tw_reply *r)
                 return HTTP_DONE;
         if (r->publisher)
                 c->flags |= TW_CF_PUBLISHER;
-        tw_worker_opened(w, c);
+        /* OPEN: the session counts as a WebSocket close at the end; heartbeat armed. */
+        c->state = TW_CONN_OPEN;
+        c->flags |= TW_CF_SESSION;
+        c->last_seen = (uint32_t)tw_worker_now(w);
+        tw_worker_arm(w, c, tw_worker_now(w) + tw_worker_cfg(w)->ping_interval_ms);
         c->tat = now_us32(w); /* the rate counts from the session's start */
         if (r->grant) {
                 keep_grant(w, c, r->grant);
@@ -684,7 +824,7 @@ static int send_reply(struct tw_worker *w, tw_conn *c, tw_reply *r)
         } else {
                 /* Keep-alive: the next request must be complete within the handshake
                  * timeout of this answer (partial input does not extend it). */
-                tw_worker_arm(w, c, w->now_ms + w->srv->cfg.handshake_timeout_ms);
+                tw_worker_arm(w, c, tw_worker_now(w) + tw_worker_cfg(w)->handshake_timeout_ms);
                 ret = HTTP_CONTINUE;
         }
         return ret;
@@ -695,19 +835,60 @@ static void reject(struct tw_worker *w, tw_conn *c, int status, enum tw_hs_fail 
 {
         tw_reply r = {.status = status, .ctype = "text/plain", .close = true};
 
-        TW_INC(w->metrics.handshake_failures[why]);
+        TW_INC(tw_worker_metrics(w)->handshake_failures[why]);
         r.body = tw_http_reason(status);
         r.blen = strlen(r.body);
         send_reply(w, c, &r);
 }
 
+/* The session is open: frames pipelined behind the request head, data[0..n), are its
+ * first input. They may sit in our own partial-input buffer, which goes now. */
+static void upgraded_input(struct tw_worker *w, tw_conn *c, uint8_t *data, size_t n)
+{
+        if (n && c->rx && data >= c->rx->buf && data < c->rx->buf + c->rx->cap) {
+                uint8_t *tmp = malloc(n);
+
+                if (!tmp) {
+                        tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
+                        return;
+                }
+                memcpy(tmp, data, n);
+                rx_free(c);
+                ws_input(w, c, tmp, n);
+                free(tmp);
+        } else {
+                rx_free(c);
+                if (n)
+                        ws_input(w, c, data, n);
+        }
+}
+
+/* An incomplete request, data[0..n): keep the bytes (moved to the front of our own
+ * buffer when they are there already). */
+static void http_keep(struct tw_worker *w, tw_conn *c, uint8_t *data, size_t n, size_t limit)
+{
+        if (c->rx && c->rx->len && data != c->rx->buf) {
+                memmove(c->rx->buf, data, n);
+                c->rx->len = n;
+        } else if (!(c->rx && c->rx->len)) {
+                struct tw_rx *rx = rx_get(c);
+
+                if (!rx || rx_append(rx, data, n, limit) < 0) {
+                        TW_INC(tw_worker_metrics(w)->limit_hits);
+                        tw_worker_terminate(w, c, 0);
+                        return;
+                }
+        }
+        /* Slowloris: the handshake deadline set at accept is not moved by partial input. */
+}
+
 static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
 {
-        const size_t limit = TW_HTTP_MAX_HEAD + w->srv->cfg.max_message;
+        const size_t limit = TW_HTTP_MAX_HEAD + tw_worker_cfg(w)->max_message;
         uint8_t *data = buf;
         size_t n = len;
 
-        c->last_seen = (uint32_t)w->now_ms;
+        c->last_seen = (uint32_t)tw_worker_now(w);
         if (c->rx && c->rx->len) {
                 if (rx_append(c->rx, buf, len, limit) < 0) {
                         reject(w, c, 431, TW_HS_TOO_LARGE);
@@ -723,7 +904,7 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                 /* A client that pipelines requests and reads no answers: stop answering
                  * until the queue drains (tw_conn_resume); what it sends meanwhile is
                  * kept up to the request limit, then it is dropped. */
-                if (tw_conn_queued(c) > w->srv->cfg.max_queue)
+                if (tw_conn_queued(c) > tw_worker_cfg(w)->max_queue)
                         goto keep;
                 int head = tw_http_parse_request((const char *)data, n, &req);
                 int64_t blen = 0;
@@ -744,7 +925,7 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                         reject(w, c, 400, TW_HS_BAD_REQUEST);
                         return;
                 }
-                if ((uint64_t)blen > w->srv->cfg.max_message) {
+                if ((uint64_t)blen > tw_worker_cfg(w)->max_message) {
                         reject(w, c, 413, TW_HS_TOO_LARGE);
                         return;
                 }
@@ -763,23 +944,7 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                 data += (size_t)head + (size_t)blen;
                 n -= (size_t)head + (size_t)blen;
                 if (r == HTTP_UPGRADED) {
-                        /* Frames pipelined behind the request head. */
-                        if (n && c->rx && data >= c->rx->buf && data < c->rx->buf + c->rx->cap) {
-                                uint8_t *tmp = malloc(n);
-
-                                if (!tmp) {
-                                        tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
-                                        return;
-                                }
-                                memcpy(tmp, data, n);
-                                rx_free(c);
-                                ws_input(w, c, tmp, n);
-                                free(tmp);
-                        } else {
-                                rx_free(c);
-                                if (n)
-                                        ws_input(w, c, data, n);
-                        }
+                        upgraded_input(w, c, data, n);
                         return;
                 }
         }
@@ -789,20 +954,7 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                 rx_free(c);
         return;
 keep:
-        /* Incomplete: keep the bytes (moved to the front of our own buffer). */
-        if (c->rx && c->rx->len && data != c->rx->buf) {
-                memmove(c->rx->buf, data, n);
-                c->rx->len = n;
-        } else if (!(c->rx && c->rx->len)) {
-                struct tw_rx *rx = rx_get(c);
-
-                if (!rx || rx_append(rx, data, n, limit) < 0) {
-                        TW_INC(w->metrics.limit_hits);
-                        tw_worker_terminate(w, c, 0);
-                        return;
-                }
-        }
-        /* Slowloris: the handshake deadline set at accept is not moved by partial input. */
+        http_keep(w, c, data, n, limit);
 }
 
 void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
@@ -823,7 +975,7 @@ void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
 void tw_conn_resume(struct tw_worker *w, tw_conn *c)
 {
         if (c->state == TW_CONN_HTTP && c->rx && c->rx->len &&
-            tw_conn_queued(c) <= w->srv->cfg.max_queue)
+            tw_conn_queued(c) <= tw_worker_cfg(w)->max_queue)
                 http_input(w, c, NULL, 0);
 }
 
@@ -837,7 +989,7 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c)
                         break;
                 }
                 if (!(c->flags & TW_CF_SERVED))
-                        TW_INC(w->metrics.handshake_failures[TW_HS_CLOSED]);
+                        TW_INC(tw_worker_metrics(w)->handshake_failures[TW_HS_CLOSED]);
                 tw_worker_terminate(w, c, 0);
                 break;
         case TW_CONN_OPEN:
@@ -855,5 +1007,116 @@ void tw_conn_on_eof(struct tw_worker *w, tw_conn *c)
                 break; /* else: terminated once our last bytes are out */
         default:
                 break;
+        }
+}
+
+/* ---- the loop's events ---- */
+
+void tw_conn_on_accept(struct tw_worker *w, tw_conn *c, unsigned li)
+{
+        if (tw_worker_cfg(w)->listen[li].tls && tls_start(w, c) < 0)
+                tw_worker_nomem(w, c, "a TLS session", 0);
+}
+
+void tw_conn_on_recv(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
+{
+        if (c->flags & TW_CF_TLS)
+                tls_recv(w, c, buf, len);
+        else
+                tw_conn_on_data(w, c, buf, len);
+}
+
+static void heartbeat(struct tw_worker *w, tw_conn *c)
+{
+        const tw_config *cfg = tw_worker_cfg(w);
+        uint64_t seen = tw_worker_time_of(w, c->last_seen);
+        uint64_t age = tw_worker_now(w) - seen, next, token;
+
+        if (age >= cfg->idle_timeout_ms) {
+                tw_worker_expire(w, c, age);
+                return;
+        }
+        if (age >= cfg->ping_interval_ms && !(c->flags & TW_CF_PING)) {
+                tw_frame *ping = tw_frame_ws(TW_WS_OP_PING, NULL, 0);
+
+                c->flags |= TW_CF_PING;
+                TW_INC(tw_worker_metrics(w)->pings_sent);
+                if (ping && tw_conn_send(w, c, ping) < 0)
+                        return;
+        }
+        /* Lazy re-arm: inbound frames only stored last_seen; the next deadline follows
+         * from it — or the session's token, if it expires sooner. With a Ping out, the
+         * Pong only stores last_seen too, so look again one interval from now: the next
+         * Ping is due one interval after that Pong (DESIGN 3), not at the idle deadline. */
+        next = seen + cfg->ping_interval_ms;
+        if (c->flags & TW_CF_PING) {
+                next = tw_worker_now(w) + cfg->ping_interval_ms;
+                if (seen + cfg->idle_timeout_ms < next)
+                        next = seen + cfg->idle_timeout_ms;
+        }
+        token = tw_conn_token_due(w, c);
+        if (c->state != TW_CONN_OPEN)
+                return;
+        tw_worker_arm(w, c, token && token < next ? token : next);
+}
+
+void tw_conn_on_timer(struct tw_worker *w, tw_conn *c)
+{
+        switch (c->state) {
+        case TW_CONN_HTTP:
+                if (c->flags & TW_CF_SESSION)
+                        break;
+                if (!(c->flags & TW_CF_SERVED))
+                        TW_INC(tw_worker_metrics(w)->handshake_failures[TW_HS_TIMEOUT]);
+                tw_worker_terminate(w, c, 0);
+                break;
+        case TW_CONN_OPEN:
+                heartbeat(w, c);
+                break;
+        case TW_CONN_CLOSING:
+        case TW_CONN_LINGER:
+                tw_worker_terminate(w, c, c->close_code);
+                break;
+        default:
+                break;
+        }
+}
+
+void tw_conn_gone(struct tw_worker *w, tw_conn *c)
+{
+        tw_topic_conn_gone(w, c);
+        tw_conn_release_buffers(c);
+}
+
+void tw_conn_on_release(tw_conn *c)
+{
+        tw_conn_release_buffers(c);
+        tls_free(c);
+        tw_conn_free_ext(c);
+}
+
+int tw_conn_deliver(struct tw_worker *w, tw_conn *c, tw_frame *f)
+{
+        if (c->state != TW_CONN_OPEN)
+                return -1;
+        TW_INC(tw_worker_metrics(w)->messages_sent);
+        tw_conn_send(w, c, f);
+        return c->state == TW_CONN_DEAD;
+}
+
+void tw_conn_drain(struct tw_worker *w, tw_conn *c)
+{
+        if (c->state == TW_CONN_OPEN) {
+                uint64_t r = tw_worker_random(w, tw_worker_cfg(w)->reconnect_spread_ms);
+                char reason[48];
+                int n =
+                    snprintf(reason, sizeof(reason), "{\"retry_ms\":%llu}", (unsigned long long)r);
+
+                tw_conn_close(w, c, TW_WS_CLOSE_GOING_AWAY, reason, (size_t)n);
+        } else if (c->state == TW_CONN_HTTP) {
+                /* Keep-alive clients (health checkers) may ask again and see 503; they are
+                 * closed at the drain deadline at the latest (the close deadline while
+                 * draining). */
+                tw_worker_arm(w, c, tw_worker_close_deadline(w));
         }
 }

@@ -21,7 +21,7 @@
 #include "tickwire/assets.h"
 #include "tickwire/auth.h"
 #include "tickwire/metrics.h"
-#include "tickwire/server.h"
+#include "tickwire/loop.h"
 #include "tickwire/topic.h"
 
 static bool span_eq(tw_span s, const char *lit)
@@ -63,7 +63,7 @@ static void refuse(struct tw_worker *w, tw_reply *r, int status, enum tw_hs_fail
 {
         const char *reason = tw_http_reason(status);
 
-        TW_INC(w->metrics.handshake_failures[why]);
+        TW_INC(tw_worker_metrics(w)->handshake_failures[why]);
         reply(r, status, "text/plain", reason, strlen(reason));
         r->close = true;
 }
@@ -133,7 +133,7 @@ static bool origin_ok(const tw_config *cfg, const tw_http_request *req)
 
 static void upgrade(struct tw_worker *w, const tw_http_request *req, tw_reply *r)
 {
-        const tw_config *cfg = &w->srv->cfg;
+        const tw_config *cfg = tw_worker_cfg(w);
         tw_span key;
         int st = tw_http_check_upgrade(req, &key);
 
@@ -153,7 +153,7 @@ static void upgrade(struct tw_worker *w, const tw_http_request *req, tw_reply *r
                 return;
         }
         if (!authorized(cfg, req, &r->grant)) {
-                TW_INC(w->metrics.handshake_failures[TW_HS_AUTH]);
+                TW_INC(tw_worker_metrics(w)->handshake_failures[TW_HS_AUTH]);
                 reply(r, 401, "text/plain", "Unauthorized\n", 13);
                 header(r, "WWW-Authenticate: Bearer\r\n");
                 r->close = true;
@@ -193,18 +193,18 @@ static void cors_headers(const tw_http_request *req, tw_reply *r)
 
 bool tw_endpoints_early(struct tw_worker *w, const tw_http_request *req, tw_reply *r)
 {
-        const tw_config *cfg = &w->srv->cfg;
+        const tw_config *cfg = tw_worker_cfg(w);
 
         if (!span_eq(req->path, "/publish") || !span_eq(req->method, "POST"))
                 return false;
         if (!origin_ok(cfg, req)) {
                 refuse(w, r, 403, TW_HS_ORIGIN);
         } else if (!publisher(cfg, req)) {
-                TW_INC(w->metrics.handshake_failures[TW_HS_AUTH]);
+                TW_INC(tw_worker_metrics(w)->handshake_failures[TW_HS_AUTH]);
                 reply(r, 401, "application/json", "{\"error\":\"publish token required\"}", 34);
                 r->close = true;
         } else if (!json_content(req)) {
-                TW_INC(w->metrics.handshake_failures[TW_HS_BAD_REQUEST]);
+                TW_INC(tw_worker_metrics(w)->handshake_failures[TW_HS_BAD_REQUEST]);
                 reply(r, 415, "application/json",
                       "{\"error\":\"Content-Type must be application/json\"}", 49);
                 r->close = true;
@@ -237,7 +237,7 @@ static void publish(struct tw_worker *w, const tw_http_request *req, const char 
 /* OPTIONS /publish: what a cross-origin page asks before a POST with a JSON body. */
 static void preflight(struct tw_worker *w, const tw_http_request *req, tw_reply *r)
 {
-        const tw_config *cfg = &w->srv->cfg;
+        const tw_config *cfg = tw_worker_cfg(w);
 
         if (!tw_http_header_get(req, "Origin") || !origin_ok(cfg, req)) {
                 refuse(w, r, 403, TW_HS_ORIGIN);
@@ -254,21 +254,18 @@ static void preflight(struct tw_worker *w, const tw_http_request *req, tw_reply 
 
 static void metrics_page(struct tw_worker *w, tw_reply *r)
 {
-        tw_server *srv = w->srv;
-        tw_metrics *all[srv->nworkers];
+        unsigned nw = tw_worker_count(w);
+        tw_metrics *all[nw];
         size_t cap = 16384, n;
 
-        for (unsigned i = 0; i < srv->nworkers; i++)
-                all[i] = &srv->workers[i].metrics;
+        tw_worker_metrics_all(w, all);
         for (;;) {
                 r->heap = malloc(cap);
                 if (!r->heap) {
                         reply(r, 503, "text/plain", "out of memory\n", 14);
                         return;
                 }
-                n = tw_metrics_render(all, srv->nworkers,
-                                      atomic_load_explicit(&srv->draining, memory_order_relaxed),
-                                      r->heap, cap);
+                n = tw_metrics_render(all, nw, tw_worker_server_draining(w), r->heap, cap);
                 if (n < cap)
                         break;
                 free(r->heap);
@@ -304,7 +301,7 @@ void tw_endpoints_answer(struct tw_worker *w, const tw_http_request *req, const 
                          size_t blen, bool over_limit, tw_reply *r)
 {
         bool get = span_eq(req->method, "GET");
-        bool draining = atomic_load_explicit(&w->srv->draining, memory_order_relaxed);
+        bool draining = tw_worker_server_draining(w);
 
         r->close = req->minor_version == 0
                        ? !tw_http_header_has_token(req, "Connection", "keep-alive")
@@ -329,7 +326,7 @@ void tw_endpoints_answer(struct tw_worker *w, const tw_http_request *req, const 
                    span_eq(req->path, "/publish")) {
                 reply(r, 405, "text/plain", "Method Not Allowed\n", 19);
         } else if (!(get && file(req, r))) {
-                TW_INC(w->metrics.handshake_failures[TW_HS_NOT_FOUND]);
+                TW_INC(tw_worker_metrics(w)->handshake_failures[TW_HS_NOT_FOUND]);
                 reply(r, 404, "text/plain", "Not Found\n", 10);
         }
         /* Limits refuse sessions, not monitoring: /metrics and /healthz still answer

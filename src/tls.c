@@ -1,15 +1,14 @@
 /*
  * TLS for the workers: wolfSSL over memory callbacks.
  *
- * The ring receives ciphertext into a provided buffer; tw_tls_conn_on_data() points the
- * object's read callback at it and calls wolfSSL_accept() (until the handshake is done),
- * then wolfSSL_read() until wolfSSL asks for more input, so every byte of the buffer is
- * consumed before it goes back to the kernel (wolfSSL keeps partial records itself). Each
- * decrypted record goes to tw_conn_on_data(), the plain connection's code, unchanged.
- *
- * Output: tw_conn_send() on a TLS connection comes here; wolfSSL_write() encrypts and its
- * write callback copies each record into a new frame queued raw (tw_conn_send_raw, never
- * back through tw_conn_send), so ciphertext leaves through the same sendmsg path.
+ * A byte filter: it knows neither connections nor workers. conn.c hands tw_tls_recv()
+ * the ciphertext the ring received and gets plaintext back one record at a time (the
+ * handshake runs first, inside the same calls), with a status saying when input is used
+ * up, the peer sent close_notify, the handshake failed or the stream broke; every byte of
+ * the buffer is consumed before it goes back to the kernel (wolfSSL keeps partial records
+ * itself). tw_tls_send() encrypts; ciphertext wolfSSL produces, in either direction, goes
+ * to the caller's out() function (conn.c queues it raw on the send queue). What any of
+ * this means for the connection — its state, its limits, its close — is conn's.
  *
  * The I/O binding (struct tw_tls_io) lives on the stack of whoever calls into wolfSSL and
  * is bound before every call: handling decrypted input may itself encrypt a reply (a
@@ -22,9 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <wolfssl/wolfcrypt/ecc.h>
-
-#include "tickwire/metrics.h"
-#include "tickwire/server.h"
 
 /* ---- memory I/O callbacks ---- */
 
@@ -169,182 +165,81 @@ WOLFSSL *tw_tls_new(WOLFSSL_CTX *ctx)
         return ssl;
 }
 
-/* ---- server connections ---- */
+/* ---- the byte filter (server side) ---- */
 
-struct conn_io {
-        tw_tls_io io;
-        struct tw_worker *w;
-        tw_conn *c;
-};
-
-/* wolfSSL's output: one frame per call (a record, or a flight of handshake records). */
-static int conn_out(void *arg, const uint8_t *p, size_t n)
+WOLFSSL *tw_tls_server_new(WOLFSSL_CTX *ctx)
 {
-        struct conn_io *cio = arg;
-        tw_frame *f;
-
-        if (cio->c->state == TW_CONN_DEAD || cio->c->state == TW_CONN_FREE)
-                return -EPIPE;
-        f = tw_frame_copy(p, n);
-        if (!f) {
-                TW_INC(cio->w->metrics.limit_hits);
-                tw_worker_terminate(cio->w, cio->c, TW_WS_CLOSE_INTERNAL);
-                return -ENOMEM;
-        }
-        return tw_conn_send_raw(cio->w, cio->c, f);
+        return wolfSSL_new(ctx); /* the server context already carries the I/O callbacks */
 }
 
-static void conn_io_init(struct conn_io *cio, struct tw_worker *w, tw_conn *c, const uint8_t *in,
-                         size_t len)
+void tw_tls_free(WOLFSSL *ssl)
 {
-        cio->io = (tw_tls_io){.in = in, .in_len = len, .out = conn_out, .arg = cio};
-        cio->w = w;
-        cio->c = c;
+        if (ssl)
+                wolfSSL_free(ssl);
 }
 
-int tw_tls_conn_start(struct tw_worker *w, tw_conn *c)
+bool tw_tls_ready(WOLFSSL *ssl)
 {
-        tw_ext *e = tw_conn_ext(c);
-
-        /* The server context already carries the I/O callbacks. */
-        if (!e || !(e->tls = wolfSSL_new(w->srv->tls)))
-                return -ENOMEM;
-        c->flags |= TW_CF_TLS;
-        return 0;
+        return wolfSSL_is_init_finished(ssl);
 }
 
-void tw_tls_conn_free(tw_conn *c)
+tw_tls_status tw_tls_recv(WOLFSSL *ssl, tw_tls_io *io, uint8_t *plain, size_t cap, size_t *n)
 {
-        if (c->ext && c->ext->tls) {
-                wolfSSL_free(c->ext->tls);
-                c->ext->tls = NULL;
-                c->flags &= ~TW_CF_TLS;
-        }
-}
+        tw_tls_status st;
+        int r, e;
 
-/* Input is still wanted in these states (LINGER: our last bytes are going out). */
-static bool reading(const tw_conn *c)
-{
-        return c->state == TW_CONN_HTTP || c->state == TW_CONN_OPEN || c->state == TW_CONN_CLOSING;
-}
-
-static void handshake_failed(struct tw_worker *w, tw_conn *c)
-{
-        TW_INC(w->metrics.handshake_failures[TW_HS_TLS]);
-        if (c->state == TW_CONN_DEAD)
-                return;
-        if (c->out)
-                tw_conn_linger(w, c); /* wolfSSL queued an alert: let it out, then close */
-        else
-                tw_worker_terminate(w, c, 0);
-}
-
-void tw_tls_conn_on_data(struct tw_worker *w, tw_conn *c, const uint8_t *buf, size_t len)
-{
-        uint8_t plain[16384]; /* the largest TLS record's plaintext */
-        struct conn_io cio;
-        WOLFSSL *ssl = c->ext->tls;
-        int n;
-
-        if (!reading(c))
-                return;
-        conn_io_init(&cio, w, c, buf, len);
+        *n = 0;
+        tw_tls_bind(ssl, io);
         if (!wolfSSL_is_init_finished(ssl)) {
-                tw_tls_bind(ssl, &cio.io);
-                n = wolfSSL_accept(ssl);
-                if (n != WOLFSSL_SUCCESS) {
-                        if (wolfSSL_get_error(ssl, n) != WOLFSSL_ERROR_WANT_READ)
-                                handshake_failed(w, c);
-                        return;
+                r = wolfSSL_accept(ssl);
+                if (r != WOLFSSL_SUCCESS) {
+                        e = wolfSSL_get_error(ssl, r);
+                        st = e == WOLFSSL_ERROR_WANT_READ ? TW_TLS_WANT : TW_TLS_FAILED;
+                } else {
+                        /* Handshake secrets and randoms are done with (the session ticket
+                         * has been sent): ~5.5 KB less per idle connection. */
+                        wolfSSL_FreeArrays(ssl);
+                        st = TW_TLS_DATA; /* no bytes yet: the caller asks again */
                 }
-                /* Handshake secrets and randoms are done with (the session ticket has
-                 * been sent): ~5.5 KB less per idle connection. */
-                wolfSSL_FreeArrays(ssl);
+                tw_tls_bind(ssl, NULL); /* io belongs to the caller's stack */
+                return st;
         }
-        /* Application data may follow the client's Finished in the same buffer. */
-        while (reading(c)) {
-                int e;
-
-                tw_tls_bind(ssl, &cio.io);
-                n = wolfSSL_read(ssl, plain, sizeof(plain));
-                if (n > 0) {
-                        tw_conn_on_data(w, c, plain, (size_t)n);
-                        continue;
-                }
-                e = wolfSSL_get_error(ssl, n);
+        r = wolfSSL_read(ssl, plain, (int)cap);
+        if (r > 0) {
+                *n = (size_t)r;
+                st = TW_TLS_DATA;
+        } else {
+                e = wolfSSL_get_error(ssl, r);
                 if (e == WOLFSSL_ERROR_WANT_READ)
-                        break;
-                if (e == WOLFSSL_ERROR_ZERO_RETURN) {
-                        /* close_notify: the peer is done sending, as a TCP FIN says. */
-                        tw_conn_on_eof(w, c);
-                        break;
-                }
-                /* Bad record MAC, a fatal alert...: the stream is unusable, like an RST. */
-                tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
-                break;
+                        st = TW_TLS_WANT;
+                else if (e == WOLFSSL_ERROR_ZERO_RETURN)
+                        st = TW_TLS_EOF; /* close_notify: the peer is done sending */
+                else
+                        st = TW_TLS_BROKEN; /* bad record MAC, a fatal alert... */
         }
-        tw_tls_bind(ssl, NULL); /* cio goes out of scope */
+        tw_tls_bind(ssl, NULL);
+        return st;
 }
 
-/* Over --max-queue: queued ciphertext cannot be conflated (dropping a record breaks the
- * stream), so `conflate` drops the newest topic message instead — the subscriber still
- * sees the seq jump and resumes with `since` — and anything else, or `disconnect`,
- * closes with 1013. */
-static int over_bound(struct tw_worker *w, tw_conn *c, tw_frame *f)
+int tw_tls_send(WOLFSSL *ssl, tw_tls_io *io, const uint8_t *p, size_t n)
 {
-        bool topic = f->topic_id != 0;
+        int r;
 
-        c->flags |= TW_CF_LOSSY;
-        tw_frame_unref(f);
-        if (topic)
-                TW_INC(w->metrics.messages_dropped);
-        if (topic && w->srv->cfg.slow_consumer == TW_SLOW_CONFLATE) {
-                TW_INC(w->metrics.slow_consumer[TW_SLOW_CONFLATE]);
+        if (!wolfSSL_is_init_finished(ssl))
+                return n ? -ENOTCONN : 0; /* nothing is sent before the handshake is done */
+        if (n == 0)
                 return 0;
-        }
-        TW_INC(w->metrics.slow_consumer[TW_SLOW_DISCONNECT]);
-        tw_conn_close(w, c, TW_WS_CLOSE_TRY_AGAIN, "slow consumer", 13);
-        return -ENOBUFS;
+        tw_tls_bind(ssl, io);
+        r = wolfSSL_write(ssl, p, (int)n);
+        tw_tls_bind(ssl, NULL);
+        return r == (int)n ? 0 : -EIO;
 }
 
-int tw_tls_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f)
+void tw_tls_close_notify(WOLFSSL *ssl, tw_tls_io *io)
 {
-        struct conn_io cio;
-        WOLFSSL *ssl = c->ext->tls;
-        int n;
-
-        if (c->state == TW_CONN_OPEN && !(c->flags & TW_CF_CLOSE_SENT) &&
-            tw_conn_queued(c) + f->len > w->srv->cfg.max_queue)
-                return over_bound(w, c, f);
-        if (!wolfSSL_is_init_finished(ssl) || f->len == 0) {
-                /* Nothing is sent before the handshake is done (we only answer input). */
-                n = f->len ? -ENOTCONN : 0;
-                tw_frame_unref(f);
-                return n;
-        }
-        conn_io_init(&cio, w, c, NULL, 0);
-        tw_tls_bind(ssl, &cio.io);
-        n = wolfSSL_write(ssl, f->data, (int)f->len);
-        n = n == (int)f->len ? 0 : -EIO;
-        tw_frame_unref(f);
-        tw_tls_bind(ssl, NULL); /* still ours: freed only with the slot */
-        if (c->state == TW_CONN_DEAD)
-                return -EPIPE;
-        if (n < 0)
-                tw_worker_terminate(w, c, TW_WS_CLOSE_INTERNAL);
-        return n;
-}
-
-void tw_tls_conn_close_notify(struct tw_worker *w, tw_conn *c)
-{
-        struct conn_io cio;
-
-        WOLFSSL *ssl = c->ext ? c->ext->tls : NULL;
-
         if (!ssl || !wolfSSL_is_init_finished(ssl))
                 return;
-        conn_io_init(&cio, w, c, NULL, 0);
-        tw_tls_bind(ssl, &cio.io);
+        tw_tls_bind(ssl, io);
         wolfSSL_shutdown(ssl); /* sends close_notify; we do not wait for theirs */
         tw_tls_bind(ssl, NULL);
 }

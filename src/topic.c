@@ -14,11 +14,12 @@
  *
  * Fan-out. Each message is encoded once into one immutable frame (header + envelope, the
  * data byte for byte) and shared: history, inboxes and every subscriber's send queue hold
- * references. A worker's inbox is a mutex-protected vector swapped out whole when the
- * worker drains it. The target is woken by IORING_OP_MSG_RING sent from the publishing
- * worker's own ring; an atomic `woken` flag keeps at most one wake in flight. The worker
- * also drains on every loop turn, which covers its own posts (a worker publishes to its
- * own subscribers through its own inbox too: delivering them directly would let them
+ * references. A publish posts the frame to each worker with subscribers through that
+ * worker's mailbox (loop.h: a vector swapped out whole when read, woken by one
+ * IORING_OP_MSG_RING from the publishing worker's ring, at most one wake in flight). A
+ * worker also reads its mailbox on every loop turn, which covers its own posts (a worker
+ * publishes to its own subscribers through its own mailbox too: delivering them directly
+ * would let them
  * overtake older messages of the same topic still queued there by another worker).
  *
  * Posts carry the topic's id, not a pointer: the worker finds its subscriber list for the
@@ -29,7 +30,7 @@
  *
  * Subscribe vs. a concurrent publish: the subscriber takes the topic lock, reads the
  * topic's last seq S and joins the list with "deliver only seq > S". Every later publish
- * sees it and posts; a message <= S still in the inbox is skipped for it. So each seq
+ * sees it and posts; a message <= S still in the mailbox is skipped for it. So each seq
  * reaches it exactly once.
  *
  * `since` replays stream from the history at the pace the client reads: a cursor per
@@ -62,7 +63,7 @@
 #include "tickwire/auth.h"
 #include "tickwire/history.h"
 #include "tickwire/idem.h"
-#include "tickwire/server.h"
+#include "tickwire/loop.h"
 
 #define TW_TOPIC_BUCKETS (1u << 17) /* hash buckets; chains stay short up to 100k topics */
 #define TW_TOPIC_STRIPES 256        /* bucket locks */
@@ -75,12 +76,22 @@ struct tw_sub {
         uint64_t after;     /* deliver only seq > after; UINT64_MAX while a replay runs */
 };
 
-/* A topic's subscribers on one worker, found by topic id in that worker's map. */
+/* A topic's subscribers on one worker, found by topic id in that worker's map. The
+ * list is kept dense for delivery (a removal moves the last entry into the hole), so a
+ * subscription holds a ticket, not a position: pos[ticket] is where its entry is now and
+ * tk[i] the ticket of entry i. A move updates the list's own pos[], never the moved
+ * subscriber's connection. Free tickets are chained through pos[] (TW_TICKET_FREE set). */
 struct tw_local {
         uint64_t id;
-        struct tw_sub *v;
-        uint32_t n, cap;
+        struct tw_sub *v; /* [cap] entries, n in use: what delivery reads */
+        uint32_t *tk;     /* [cap] the ticket of each entry */
+        uint32_t *pos;    /* [npos] each ticket's entry, or the next free ticket */
+        uint32_t n, cap;  /* entries */
+        uint32_t npos;    /* tickets ever handed out (all below npos exist) */
+        uint32_t free_tk; /* first free ticket, or UINT32_MAX */
 };
+
+#define TW_TICKET_FREE 0x80000000u
 
 /* A worker's topic id → subscriber list map: open addressing, linear probing, backward
  * shift deletion. Touched only by its worker. */
@@ -103,25 +114,11 @@ typedef struct tw_topic {
         uint32_t nsubs[]; /* [nworkers]: subscribers per worker */
 } tw_topic;
 
-struct tw_post {
-        uint64_t id; /* topic incarnation */
-        tw_frame *f; /* a reference owned by the inbox */
-};
-
-struct tw_inbox {
-        pthread_mutex_t mu;
-        struct tw_post *v; /* posts in arrival order (per topic: seq order) */
-        uint32_t n, cap;
-        struct tw_post *spare; /* the drained vector, reused */
-        uint32_t spare_cap;
-        _Atomic int woken; /* a wake is in flight or the inbox is non-empty */
-} __attribute__((aligned(64)));
-
 /* A connection's subscriptions: topic, its index in this worker's list, and the replay
  * cursor while one runs. */
 struct tw_subent {
         tw_topic *t;
-        uint32_t idx;
+        uint32_t ticket;    /* its entry in t's list on this worker (struct tw_local) */
         uint32_t replaying; /* cur is live */
         tw_cursor cur;
 };
@@ -141,8 +138,7 @@ struct tw_topics {
         pthread_mutex_t evict_mu;    /* one eviction pass at a time */
         uint64_t epoch_base;         /* random per process */
         unsigned nworkers;
-        struct tw_inbox *inbox; /* [nworkers] */
-        struct tw_wmap *wmap;   /* [nworkers] */
+        struct tw_wmap *wmap; /* [nworkers] */
 };
 
 /* A connection's subscriptions and grant live in its extension (allocated on first use). */
@@ -195,6 +191,14 @@ size_t tw_topic_encode(uint8_t *out, size_t cap, tw_span topic, uint64_t seq, tw
 static uint32_t id_hash(uint64_t id)
 {
         return (uint32_t)((id * 0x9e3779b97f4a7c15ull) >> 32);
+}
+
+static void local_free(struct tw_local *l)
+{
+        free(l->v);
+        free(l->tk);
+        free(l->pos);
+        free(l);
 }
 
 static struct tw_local *wmap_get(const struct tw_wmap *m, uint64_t id)
@@ -293,9 +297,9 @@ static uint64_t splitmix64(uint64_t x)
         return x ^ (x >> 31);
 }
 
-static tw_topic *topic_new(tw_server *srv, tw_span name, uint32_t hash)
+static tw_topic *topic_new(tw_worker *w, tw_span name, uint32_t hash)
 {
-        struct tw_topics *r = srv->topics;
+        struct tw_topics *r = tw_worker_topics(w);
         tw_topic *t = calloc(1, sizeof(*t) + r->nworkers * sizeof(t->nsubs[0]));
 
         if (!t)
@@ -306,7 +310,7 @@ static tw_topic *topic_new(tw_server *srv, tw_span name, uint32_t hash)
         t->hash = hash;
         t->name_len = (uint8_t)name.n;
         memcpy(t->name, name.p, name.n);
-        t->hist.max = srv->cfg.history;
+        t->hist.max = tw_worker_cfg(w)->history;
         return t;
 }
 
@@ -331,8 +335,8 @@ static void topic_unlink(tw_worker *w, tw_topic **pp)
 
         *pp = t->next;
         pthread_mutex_unlock(&t->mu);
-        atomic_fetch_sub_explicit(&w->srv->topics->count, 1, memory_order_relaxed);
-        TW_DEC(w->metrics.topics);
+        atomic_fetch_sub_explicit(&tw_worker_topics(w)->count, 1, memory_order_relaxed);
+        TW_DEC(tw_worker_metrics(w)->topics);
         topic_destroy(t);
 }
 
@@ -340,7 +344,7 @@ static void topic_unlink(tw_worker *w, tw_topic **pp)
  * NULL with *err = -ENOSPC at --max-topics, -ENOMEM, or -ENOENT (absent, not created). */
 static tw_topic *topic_lock(tw_worker *w, tw_span name, bool create, int *err)
 {
-        struct tw_topics *r = w->srv->topics;
+        struct tw_topics *r = tw_worker_topics(w);
         uint32_t hash = hash_name(name);
         pthread_mutex_t *st = stripe_of(r, hash);
         tw_topic **pp, *t = NULL;
@@ -352,15 +356,15 @@ static tw_topic *topic_lock(tw_worker *w, tw_span name, bool create, int *err)
         } else if (!create) {
                 *err = -ENOENT;
         } else if (atomic_fetch_add_explicit(&r->count, 1, memory_order_relaxed) >=
-                   w->srv->cfg.max_topics) {
+                   tw_worker_cfg(w)->max_topics) {
                 atomic_fetch_sub_explicit(&r->count, 1, memory_order_relaxed);
                 *err = -ENOSPC;
-        } else if (!(t = topic_new(w->srv, name, hash))) {
+        } else if (!(t = topic_new(w, name, hash))) {
                 atomic_fetch_sub_explicit(&r->count, 1, memory_order_relaxed);
                 *err = -ENOMEM;
         } else {
                 *pp = t;
-                TW_INC(w->metrics.topics);
+                TW_INC(tw_worker_metrics(w)->topics);
         }
         if (t)
                 pthread_mutex_lock(&t->mu);
@@ -372,7 +376,7 @@ static tw_topic *topic_lock(tw_worker *w, tw_span name, bool create, int *err)
  * (lock order), so it is looked up again: it may be gone, or busy again, by now. */
 static void topic_release(tw_worker *w, tw_span name)
 {
-        struct tw_topics *r = w->srv->topics;
+        struct tw_topics *r = tw_worker_topics(w);
         uint32_t hash = hash_name(name);
         pthread_mutex_t *st = stripe_of(r, hash);
         tw_topic **pp;
@@ -389,40 +393,35 @@ static void topic_release(tw_worker *w, tw_span name)
         pthread_mutex_unlock(st);
 }
 
-int tw_topic_init(tw_server *srv)
+int tw_topic_init(struct tw_topics **out, unsigned nworkers)
 {
         struct tw_topics *r = calloc(1, sizeof(*r));
 
         if (!r)
                 return -ENOMEM;
-        r->nworkers = srv->nworkers;
+        r->nworkers = nworkers;
         r->buckets = calloc(TW_TOPIC_BUCKETS, sizeof(*r->buckets));
-        r->inbox = aligned_alloc(64, sizeof(*r->inbox) * srv->nworkers);
-        r->wmap = aligned_alloc(64, sizeof(*r->wmap) * srv->nworkers);
-        if (!r->buckets || !r->inbox || !r->wmap) {
+        r->wmap = aligned_alloc(64, sizeof(*r->wmap) * nworkers);
+        if (!r->buckets || !r->wmap) {
                 free(r->buckets);
-                free(r->inbox);
                 free(r->wmap);
                 free(r);
                 return -ENOMEM;
         }
-        memset(r->inbox, 0, sizeof(*r->inbox) * srv->nworkers);
-        memset(r->wmap, 0, sizeof(*r->wmap) * srv->nworkers);
-        for (unsigned i = 0; i < srv->nworkers; i++)
-                pthread_mutex_init(&r->inbox[i].mu, NULL);
+        memset(r->wmap, 0, sizeof(*r->wmap) * nworkers);
         for (unsigned i = 0; i < TW_TOPIC_STRIPES; i++)
                 pthread_mutex_init(&r->stripe[i], NULL);
         pthread_mutex_init(&r->evict_mu, NULL);
         atomic_init(&r->next_id, 1);
         if (getrandom(&r->epoch_base, sizeof(r->epoch_base), 0) != sizeof(r->epoch_base))
                 r->epoch_base = (uint64_t)(uintptr_t)r ^ (uint64_t)time(NULL);
-        srv->topics = r;
+        *out = r;
         return 0;
 }
 
-void tw_topic_free(tw_server *srv)
+void tw_topic_free(struct tw_topics **rp)
 {
-        struct tw_topics *r = srv->topics;
+        struct tw_topics *r = *rp;
 
         if (!r)
                 return;
@@ -437,29 +436,21 @@ void tw_topic_free(tw_server *srv)
                 }
         }
         for (unsigned i = 0; i < r->nworkers; i++) {
-                struct tw_inbox *ib = &r->inbox[i];
                 struct tw_wmap *m = &r->wmap[i];
 
-                for (uint32_t k = 0; k < ib->n; k++)
-                        tw_frame_unref(ib->v[k].f);
-                free(ib->v);
-                free(ib->spare);
-                pthread_mutex_destroy(&ib->mu);
                 for (uint32_t k = 0; k < m->cap; k++) {
                         if (m->v[k])
-                                free(m->v[k]->v);
-                        free(m->v[k]);
+                                local_free(m->v[k]);
                 }
                 free(m->v);
         }
         for (unsigned i = 0; i < TW_TOPIC_STRIPES; i++)
                 pthread_mutex_destroy(&r->stripe[i]);
         pthread_mutex_destroy(&r->evict_mu);
-        free(r->inbox);
         free(r->wmap);
         free(r->buckets);
         free(r);
-        srv->topics = NULL;
+        *rp = NULL;
 }
 
 /* ---- history bytes: the server-wide bound ---- */
@@ -493,7 +484,7 @@ static uint64_t water_level(uint64_t *s, size_t n, uint64_t target)
  * unlink the topic (topic_unlink releases the mutex), and returns true if it did. */
 static void for_each_topic(tw_worker *w, bool (*fn)(tw_worker *, tw_topic **, void *), void *arg)
 {
-        struct tw_topics *r = w->srv->topics;
+        struct tw_topics *r = tw_worker_topics(w);
 
         for (uint32_t s = 0; s < TW_TOPIC_STRIPES; s++) {
                 pthread_mutex_lock(&r->stripe[s]);
@@ -557,15 +548,16 @@ static bool trim_to_level(tw_worker *w, tw_topic **pp, void *arg)
 
 static void account(tw_worker *w, uint64_t added, uint64_t freed)
 {
-        atomic_fetch_add_explicit(&w->srv->topics->hist_bytes, added - freed, memory_order_relaxed);
-        TW_ADD(w->metrics.history_bytes, added - freed);
+        atomic_fetch_add_explicit(&tw_worker_topics(w)->hist_bytes, added - freed,
+                                  memory_order_relaxed);
+        TW_ADD(tw_worker_metrics(w)->history_bytes, added - freed);
 }
 
 /* Brings all histories back under 7/8 of --max-history-bytes (see the file comment). */
 static void evict(tw_worker *w)
 {
-        struct tw_topics *r = w->srv->topics;
-        uint64_t max = w->srv->cfg.max_history_bytes;
+        struct tw_topics *r = tw_worker_topics(w);
+        uint64_t max = tw_worker_cfg(w)->max_history_bytes;
         struct sizes z = {0};
         struct trim tr = {0};
 
@@ -581,55 +573,19 @@ static void evict(tw_worker *w)
         tr.level = water_level(z.v, z.n, max - max / 8);
         for_each_topic(w, trim_to_level, &tr);
         account(w, 0, tr.freed);
-        TW_ADD(w->metrics.history_trimmed, tr.msgs);
+        TW_ADD(tw_worker_metrics(w)->history_trimmed, tr.msgs);
         free(z.v);
 out:
         pthread_mutex_unlock(&r->evict_mu);
 }
 
-/* ---- inboxes ---- */
+/* ---- delivery ---- */
 
-/* Posts a reference of f for topic incarnation `id` to worker k's inbox and wakes k
- * unless a wake is already pending. Called with the topic's mutex held. */
-static int post(tw_worker *w, unsigned k, uint64_t id, tw_frame *f)
+/* Each subscriber is named by its (slot, gen) handle; the loop finds it (or finds it
+ * gone) and the connection layer decides whether it takes the message. */
+void tw_topic_deliver(tw_worker *w, uint64_t id, tw_frame *f)
 {
-        tw_server *srv = w->srv;
-        struct tw_inbox *ib = &srv->topics->inbox[k];
-        int fd;
-
-        pthread_mutex_lock(&ib->mu);
-        if (ib->n == ib->cap) {
-                uint32_t cap = ib->cap ? ib->cap * 2 : 64;
-                struct tw_post *v = realloc(ib->v, cap * sizeof(*v));
-
-                if (!v) {
-                        pthread_mutex_unlock(&ib->mu);
-                        return -ENOMEM;
-                }
-                ib->v = v;
-                ib->cap = cap;
-        }
-        ib->v[ib->n++] = (struct tw_post){id, tw_frame_ref(f)};
-        pthread_mutex_unlock(&ib->mu);
-
-        /* The first post since the target last drained wakes it; later ones ride on that
-         * wake. Our own inbox needs no wake: it is drained at the end of this turn. */
-        if (atomic_exchange_explicit(&ib->woken, 1, memory_order_seq_cst) || k == w->id)
-                return 0;
-        fd = atomic_load_explicit(&srv->workers[k].ring_fd, memory_order_acquire);
-        if (fd > 0) {
-                struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
-
-                io_uring_prep_msg_ring(sqe, fd, 0, tw_ud(TW_K_WAKE, 0, 0), 0);
-                io_uring_sqe_set_data64(sqe, tw_ud(TW_K_IGNORE, 0, 0));
-        }
-        return 0;
-}
-
-/* Hands f to this worker's subscribers of topic `id`; consumes the inbox's reference. */
-static void deliver(tw_worker *w, uint64_t id, tw_frame *f)
-{
-        struct tw_local *l = wmap_get(&w->srv->topics->wmap[w->id], id);
+        struct tw_local *l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], id);
         uint32_t refs, sent = 0;
 
         if (!l || l->n == 0) {
@@ -645,59 +601,26 @@ static void deliver(tw_worker *w, uint64_t id, tw_frame *f)
          * the last entry (already served) into its place. */
         for (uint32_t i = refs; i-- > 0;) {
                 struct tw_sub *s;
-                tw_conn *c;
+                int r;
 
                 if (i >= l->n)
                         continue;
                 s = &l->v[i];
                 if (s->after >= f->seq)
                         continue;
-                c = &w->conns[s->slot];
-                if (c->gen != s->gen || c->state != TW_CONN_OPEN)
+                r = tw_worker_deliver(w, s->slot, s->gen, f);
+                if (r < 0)
                         continue;
-                TW_INC(w->metrics.messages_sent);
                 sent++;
-                tw_conn_send(w, c, f);
                 /* A send that ended the connection (out of memory) dropped its
                  * subscriptions: the list moved an entry, or was freed with its last. */
-                if (c->state == TW_CONN_DEAD) {
-                        l = wmap_get(&w->srv->topics->wmap[w->id], id);
+                if (r > 0) {
+                        l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], id);
                         if (!l)
                                 break;
                 }
         }
         tw_frame_unref_n(f, refs - sent + 1);
-}
-
-void tw_topic_drain_inbox(tw_worker *w)
-{
-        struct tw_topics *r = w->srv->topics;
-        struct tw_inbox *ib;
-        struct tw_post *v;
-        uint32_t n, vcap;
-
-        if (!r)
-                return;
-        ib = &r->inbox[w->id];
-        if (!atomic_load_explicit(&ib->woken, memory_order_relaxed))
-                return;
-        /* Cleared before taking the posts: a post made after this point sets it again
-         * and, if it came from another worker, sends a fresh wake. */
-        atomic_store_explicit(&ib->woken, 0, memory_order_seq_cst);
-        pthread_mutex_lock(&ib->mu);
-        v = ib->v;
-        n = ib->n;
-        vcap = ib->cap;
-        ib->v = ib->spare; /* the spare is the drainer's alone: posts never touch it */
-        ib->cap = ib->spare_cap;
-        ib->n = 0;
-        pthread_mutex_unlock(&ib->mu);
-        ib->spare = NULL;
-        ib->spare_cap = 0;
-        for (uint32_t i = 0; i < n; i++)
-                deliver(w, v[i].id, v[i].f);
-        ib->spare = v;
-        ib->spare_cap = vcap;
 }
 
 /* ---- replies ---- */
@@ -708,7 +631,7 @@ static void send_error(tw_worker *w, tw_conn *c, const char *code, const char *m
         size_t n = tw_proto_error(buf, sizeof(buf), code, msg);
 
         if (n)
-                tw_conn_send_text(w, c, buf, n);
+                tw_worker_send_text(w, c, buf, n);
 }
 
 static void send_topic_error(tw_worker *w, tw_conn *c, int err)
@@ -747,14 +670,13 @@ static void send_subscribed(tw_worker *w, tw_conn *c, tw_span topic, uint64_t se
                      recovered < 0 ? ""
                      : recovered   ? ",\"recovered\":true"
                                    : ",\"recovered\":false");
-        tw_conn_send_text(w, c, buf, (size_t)n);
+        tw_worker_send_text(w, c, buf, (size_t)n);
 }
 
 /* ---- publish ---- */
 
 int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, bool *dup)
 {
-        tw_server *srv = w->srv;
         size_t cap = tw_topic_encode_max(name.n, data.n);
         tw_frame *f = tw_frame_alloc(cap);
         uint64_t seq, freed, added, ids;
@@ -769,11 +691,12 @@ int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, b
                 tw_frame_unref(f);
                 return err;
         }
-        if (id.n && tw_idem_find(t->idem, id, w->now_ms, tw_history_oldest(&t->hist), &seq)) {
+        if (id.n &&
+            tw_idem_find(t->idem, id, tw_worker_now(w), tw_history_oldest(&t->hist), &seq)) {
                 pthread_mutex_unlock(&t->mu);
                 tw_frame_unref(f);
                 *dup = true;
-                TW_INC(w->metrics.publish_duplicates);
+                TW_INC(tw_worker_metrics(w)->publish_duplicates);
                 return (int64_t)seq;
         }
         seq = t->hist.last + 1;
@@ -791,19 +714,21 @@ int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, b
                 /* Without memory for it the id is not remembered: a retry would publish
                  * again. Rare, and the publish itself succeeded. */
                 ids = tw_idem_bytes(t->idem);
-                if (tw_idem_add(&t->idem, id, seq, w->now_ms, tw_history_oldest(&t->hist)) < 0)
-                        TW_INC(w->metrics.limit_hits);
+                if (tw_idem_add(&t->idem, id, seq, tw_worker_now(w), tw_history_oldest(&t->hist)) <
+                    0)
+                        TW_INC(tw_worker_metrics(w)->limit_hits);
                 added += tw_idem_bytes(t->idem) - ids; /* can be negative: wraps, as used */
         }
-        for (unsigned k = 0; k < srv->nworkers; k++)
-                if (t->nsubs[k] && post(w, k, t->id, f) < 0)
-                        TW_INC(w->metrics.limit_hits); /* that worker misses it: a seq gap */
+        for (unsigned k = 0; k < tw_worker_count(w); k++)
+                if (t->nsubs[k] && tw_worker_post(w, k, t->id, f) < 0)
+                        TW_INC(tw_worker_metrics(w)
+                                   ->limit_hits); /* that worker misses it: a seq gap */
         pthread_mutex_unlock(&t->mu);
         account(w, added, freed);
         tw_frame_unref(f);
-        TW_INC(w->metrics.messages_published);
-        if (atomic_load_explicit(&srv->topics->hist_bytes, memory_order_relaxed) >
-            srv->cfg.max_history_bytes)
+        TW_INC(tw_worker_metrics(w)->messages_published);
+        if (atomic_load_explicit(&tw_worker_topics(w)->hist_bytes, memory_order_relaxed) >
+            tw_worker_cfg(w)->max_history_bytes)
                 evict(w);
         return (int64_t)seq;
 }
@@ -854,7 +779,7 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
         int n;
 
         if (!(c->flags & TW_CF_PUBLISHER) &&
-            !(w->srv->cfg.jwt_secret && tw_grant_may_publish(GRANT(c), m->topic))) {
+            !(tw_worker_cfg(w)->jwt_secret && tw_grant_may_publish(GRANT(c), m->topic))) {
                 send_error(w, c, "forbidden", "not allowed to publish to this topic");
                 return;
         }
@@ -867,7 +792,7 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
                      "{\"type\":\"published\",\"topic\":\"%.*s\",\"seq\":%" PRId64 "%s%.*s%s%s}",
                      (int)m->topic.n, m->topic.p, seq, m->id.n ? ",\"id\":\"" : "", (int)m->id.n,
                      m->id.p, m->id.n ? "\"" : "", dup ? ",\"duplicate\":true" : "");
-        tw_conn_send_text(w, c, buf, (size_t)n);
+        tw_worker_send_text(w, c, buf, (size_t)n);
 }
 
 /* ---- subscriptions ---- */
@@ -884,7 +809,7 @@ static int subs_reserve(tw_conn *c)
 {
         struct tw_subs *s = SUBS(c);
 
-        if (!tw_conn_ext(c))
+        if (!tw_ext_get(c))
                 return -ENOMEM;
 
         if (s && s->n < s->cap)
@@ -903,71 +828,102 @@ static int subs_reserve(tw_conn *c)
         return 0;
 }
 
-/* Joins c to t's list on this worker; the index, or -ENOMEM. Called with t->mu held. */
+/* Room for one more entry and one more ticket. */
+static int local_grow(struct tw_local *l)
+{
+        if (l->n == l->cap) {
+                uint32_t cap = l->cap ? l->cap * 2 : 4;
+                struct tw_sub *v = realloc(l->v, cap * sizeof(*v));
+                uint32_t *tk;
+
+                if (!v)
+                        return -ENOMEM;
+                l->v = v;
+                tk = realloc(l->tk, cap * sizeof(*tk));
+                if (!tk)
+                        return -ENOMEM;
+                l->tk = tk;
+                l->cap = cap;
+        }
+        if (l->free_tk == UINT32_MAX && (l->npos & (l->npos - 1)) == 0) {
+                /* npos reached a power of two (or 0): double the ticket table. */
+                uint32_t *pos = realloc(l->pos, (l->npos ? l->npos * 2 : 4) * sizeof(*pos));
+
+                if (!pos)
+                        return -ENOMEM;
+                l->pos = pos;
+        }
+        return 0;
+}
+
+/* Joins c to t's list on this worker; its ticket, or -ENOMEM. Called with t->mu held. */
 static int64_t local_add(tw_worker *w, tw_topic *t, tw_conn *c, uint64_t after)
 {
-        struct tw_wmap *m = &w->srv->topics->wmap[w->id];
+        struct tw_wmap *m = &tw_worker_topics(w)->wmap[tw_worker_id(w)];
         struct tw_local *l = wmap_get(m, t->id);
+        uint32_t ticket;
 
         if (!l) {
                 l = calloc(1, sizeof(*l));
                 if (!l)
                         return -ENOMEM;
                 l->id = t->id;
+                l->free_tk = UINT32_MAX;
                 if (wmap_put(m, l) < 0) {
                         free(l);
                         return -ENOMEM;
                 }
         }
-        if (l->n == l->cap) {
-                uint32_t cap = l->cap ? l->cap * 2 : 4;
-                struct tw_sub *v = realloc(l->v, cap * sizeof(*v));
-
-                if (!v) {
-                        if (l->n == 0) {
-                                wmap_del(m, l->id);
-                                free(l);
-                        }
-                        return -ENOMEM;
+        if (local_grow(l) < 0) {
+                if (l->n == 0) {
+                        wmap_del(m, l->id);
+                        local_free(l);
                 }
-                l->v = v;
-                l->cap = cap;
+                return -ENOMEM;
         }
-        l->v[l->n] = (struct tw_sub){(uint32_t)(c - w->conns), c->gen, after};
-        t->nsubs[w->id]++;
+        if (l->free_tk != UINT32_MAX) {
+                ticket = l->free_tk;
+                l->free_tk =
+                    l->pos[ticket] == UINT32_MAX ? UINT32_MAX : l->pos[ticket] & ~TW_TICKET_FREE;
+        } else {
+                ticket = l->npos++;
+        }
+        l->pos[ticket] = l->n;
+        l->tk[l->n] = ticket;
+        l->v[l->n] = (struct tw_sub){tw_worker_slot(w, c), c->gen, after};
+        t->nsubs[tw_worker_id(w)]++;
         t->subs++;
-        return l->n++;
+        l->n++;
+        return ticket;
 }
 
-/* Removes entry idx from t's list on this worker. Called with t->mu held. */
-static void local_remove(tw_worker *w, tw_topic *t, uint32_t idx)
+/* Removes the entry of `ticket` from t's list on this worker. Called with t->mu held. */
+static void local_remove(tw_worker *w, tw_topic *t, uint32_t ticket)
 {
-        struct tw_wmap *m = &w->srv->topics->wmap[w->id];
+        struct tw_wmap *m = &tw_worker_topics(w)->wmap[tw_worker_id(w)];
         struct tw_local *l = wmap_get(m, t->id);
-        uint32_t last = --l->n;
+        uint32_t idx = l->pos[ticket], last = --l->n;
 
-        t->nsubs[w->id]--;
+        t->nsubs[tw_worker_id(w)]--;
         t->subs--;
         if (idx != last) {
-                tw_conn *moved;
-                int k;
-
                 l->v[idx] = l->v[last];
-                moved = &w->conns[l->v[idx].slot];
-                k = subs_find(SUBS(moved), t);
-                if (k >= 0)
-                        SUBS(moved)->e[k].idx = idx;
+                l->tk[idx] = l->tk[last];
+                l->pos[l->tk[idx]] = idx;
         }
+        l->pos[ticket] = l->free_tk == UINT32_MAX ? UINT32_MAX : l->free_tk | TW_TICKET_FREE;
+        l->free_tk = ticket;
         if (l->n == 0) {
                 wmap_del(m, l->id);
-                free(l->v);
-                free(l);
+                local_free(l);
         }
 }
 
 static struct tw_sub *local_entry(tw_worker *w, const struct tw_subent *e)
 {
-        return &wmap_get(&w->srv->topics->wmap[w->id], e->t->id)->v[e->idx];
+        struct tw_local *l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], e->t->id);
+
+        return &l->v[l->pos[e->ticket]];
 }
 
 /* Drops c's entry k (its topic's mutex not held); frees the topic if that was all it had. */
@@ -980,7 +936,7 @@ static void subs_drop(tw_worker *w, tw_conn *c, uint32_t k)
         bool idle;
 
         pthread_mutex_lock(&t->mu);
-        local_remove(w, t, s->e[k].idx);
+        local_remove(w, t, s->e[k].ticket);
         idle = topic_idle(t);
         memcpy(name, t->name, len);
         pthread_mutex_unlock(&t->mu);
@@ -1017,7 +973,7 @@ static bool replay_step(tw_worker *w, tw_conn *c, uint32_t k, uint64_t budget)
         struct tw_subent *e = &SUBS(c)->e[k];
         tw_topic *t = e->t;
         enum tw_cursor_state st = TW_CURSOR_MORE;
-        uint64_t queued = tw_conn_queued(c), seq = 0, epoch = t->epoch;
+        uint64_t queued = tw_outq_bytes(c->out), seq = 0, epoch = t->epoch;
         char name[TW_TOPIC_MAX];
         size_t n = 0, len = t->name_len;
         bool done = false, ok = false;
@@ -1037,15 +993,15 @@ static bool replay_step(tw_worker *w, tw_conn *c, uint32_t k, uint64_t budget)
         pthread_mutex_unlock(&t->mu);
         for (size_t i = 0; i < n; i++) {
                 if (c->state == TW_CONN_OPEN) {
-                        TW_INC(w->metrics.messages_sent);
-                        tw_conn_send(w, c, batch[i]);
+                        TW_INC(tw_worker_metrics(w)->messages_sent);
+                        tw_worker_send(w, c, batch[i]);
                 } else {
                         tw_frame_unref(batch[i]);
                 }
         }
         if (done && c->state == TW_CONN_OPEN) {
                 if (!ok)
-                        TW_INC(w->metrics.replays_incomplete);
+                        TW_INC(tw_worker_metrics(w)->replays_incomplete);
                 send_subscribed(w, c, (tw_span){name, len}, seq, epoch, ok);
         }
         return done || n == 0;
@@ -1053,7 +1009,7 @@ static bool replay_step(tw_worker *w, tw_conn *c, uint32_t k, uint64_t budget)
 
 void tw_topic_replay_refill(tw_worker *w, tw_conn *c)
 {
-        uint64_t budget = w->srv->cfg.max_queue / 2;
+        uint64_t budget = tw_worker_cfg(w)->max_queue / 2;
 
         /* Entries may be reordered by nothing here (no unsubscribe runs meanwhile), but a
          * step can end the connection. */
@@ -1063,7 +1019,7 @@ void tw_topic_replay_refill(tw_worker *w, tw_conn *c)
                         if (replay_step(w, c, k, budget))
                                 break;
                 }
-                if (tw_conn_queued(c) >= budget)
+                if (tw_outq_bytes(c->out) >= budget)
                         break;
         }
 }
@@ -1105,18 +1061,18 @@ static struct plan plan_of(const tw_topic *t, const tw_msg *m)
         return p;
 }
 
-static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
+/* The topic a subscribe names, locked, once c may subscribe to it (grant, the
+ * per-connection limit, room in its list); NULL when not, the client told why. */
+static tw_topic *subscribe_lock(tw_worker *w, tw_conn *c, const tw_msg *m)
 {
-        const tw_config *cfg = &w->srv->cfg;
-        int err = -ENOMEM, k;
-        struct plan p;
-        uint64_t last, epoch;
+        const tw_config *cfg = tw_worker_cfg(w);
+        int err = -ENOMEM;
         tw_topic *t;
 
         /* With tokens, the grant's "subs" say what may be subscribed to (none: nothing). */
         if (cfg->jwt_secret && !tw_grant_may_subscribe(GRANT(c), m->topic)) {
                 send_error(w, c, "forbidden", "not allowed to subscribe to this topic");
-                return;
+                return NULL;
         }
         if (SUBS(c) && SUBS(c)->n >= cfg->max_subscriptions) {
                 /* Only a topic it already has may be subscribed to again. */
@@ -1125,23 +1081,35 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                         pthread_mutex_unlock(&t->mu);
                         t = NULL;
                 }
-                if (!t) {
+                if (!t)
                         send_error(w, c, "too_many_subscriptions",
                                    "the per-connection limit is reached");
-                        return;
-                }
-        } else if (subs_reserve(c) < 0 || !(t = topic_lock(w, m->topic, true, &err))) {
-                send_topic_error(w, c, err);
-                return;
+                return t;
         }
+        if (subs_reserve(c) < 0 || !(t = topic_lock(w, m->topic, true, &err))) {
+                send_topic_error(w, c, err);
+                return NULL;
+        }
+        return t;
+}
+
+static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
+{
+        struct plan p;
+        uint64_t last, epoch;
+        tw_topic *t = subscribe_lock(w, c, m);
+        int k;
+
+        if (!t)
+                return;
         k = subs_find(SUBS(c), t);
         p = plan_of(t, m);
         last = t->hist.last;
         epoch = t->epoch;
         if (k < 0) {
-                int64_t idx = local_add(w, t, c, p.replay ? UINT64_MAX : last);
+                int64_t ticket = local_add(w, t, c, p.replay ? UINT64_MAX : last);
 
-                if (idx < 0) {
+                if (ticket < 0) {
                         bool idle = topic_idle(t);
 
                         pthread_mutex_unlock(&t->mu);
@@ -1153,11 +1121,11 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                         return;
                 }
                 k = (int)SUBS(c)->n++;
-                SUBS(c)->e[k] = (struct tw_subent){t, (uint32_t)idx, 0, {0, false}};
+                SUBS(c)->e[k] = (struct tw_subent){t, (uint32_t)ticket, 0, {0, false}};
         } else {
                 struct tw_subent *e = &SUBS(c)->e[k];
 
-                /* Subscribed already: posts up to `last` still in the inbox would repeat
+                /* Subscribed already: posts up to `last` still in the mailbox would repeat
                  * what a replay or snapshot sends now, and a replay still running is
                  * replaced by what this subscribe asks. */
                 local_entry(w, e)->after = p.replay ? UINT64_MAX : last;
@@ -1185,8 +1153,8 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                 return;
         }
         if (p.snap) {
-                TW_INC(w->metrics.messages_sent);
-                tw_conn_send(w, c, p.snap);
+                TW_INC(tw_worker_metrics(w)->messages_sent);
+                tw_worker_send(w, c, p.snap);
         }
         if (c->state == TW_CONN_OPEN)
                 send_subscribed(w, c, m->topic, last, epoch, p.recovered);
@@ -1210,7 +1178,7 @@ static void unsubscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
                 subs_drop(w, c, (uint32_t)k);
         n = snprintf(buf, sizeof(buf), "{\"type\":\"unsubscribed\",\"topic\":\"%.*s\"}",
                      (int)m->topic.n, m->topic.p);
-        tw_conn_send_text(w, c, buf, (size_t)n);
+        tw_worker_send_text(w, c, buf, (size_t)n);
 }
 
 void tw_topic_recheck(tw_worker *w, tw_conn *c)
@@ -1230,7 +1198,7 @@ void tw_topic_recheck(tw_worker *w, tw_conn *c)
                              "\"message\":\"the new token does not allow this subscription\"}",
                              (int)name.n, name.p);
                 subs_drop(w, c, k);
-                tw_conn_send_text(w, c, buf, (size_t)n);
+                tw_worker_send_text(w, c, buf, (size_t)n);
         }
 }
 

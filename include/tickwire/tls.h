@@ -6,8 +6,10 @@
  *
  * Owns: the one WOLFSSL_CTX of a server (built before the workers start, then only read,
  * so every worker shares its certificate and its session-ticket keys: a ticket issued by
- * one worker resumes on another), and each TLS connection's WOLFSSL object (tw_conn.tls).
- * Must not touch: sockets, the ring, connection state beyond the few hooks below.
+ * one worker resumes on another), and what happens inside each WOLFSSL object. The
+ * pointer to a connection's object is kept by conn (tw_ext.tls). Must not touch: sockets,
+ * the ring, connections or workers: this is a byte filter (ciphertext in, plaintext out;
+ * plaintext in, ciphertext out) returning a status, and conn decides what follows.
  *
  * Which listeners: those with tw_listen.tls set, which the config decides (DESIGN 7):
  * --tls-listen entries serve TLS; --tls-cert/--tls-key without any --tls-listen make the
@@ -29,9 +31,6 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
-
-#include "tickwire/conn.h"
-#include "tickwire/frame.h"
 
 /* The cipher list both contexts use, in preference order (wolfSSL names). */
 #define TW_TLS_CIPHERS                                                                             \
@@ -80,31 +79,37 @@ static inline void tw_tls_bind(WOLFSSL *ssl, tw_tls_io *io)
         wolfSSL_SetIOWriteCtx(ssl, io);
 }
 
-/* ---- server connections (server.c and conn.c hooks) ---- */
+/* ---- the byte filter, server side (conn.c) ---- */
 
-struct tw_worker;
+/* What a call into the filter came to. */
+typedef enum tw_tls_status {
+        TW_TLS_DATA,   /* *n bytes of plaintext (0 right after the handshake): call again */
+        TW_TLS_WANT,   /* the input is used up: wait for more ciphertext */
+        TW_TLS_EOF,    /* the peer's close_notify: it is done sending, as a TCP FIN says */
+        TW_TLS_FAILED, /* the handshake failed (wolfSSL may have queued an alert via out) */
+        TW_TLS_BROKEN, /* bad record MAC, a fatal alert...: unusable, like an RST */
+} tw_tls_status;
 
-/* Accepted on a TLS listener: gives c its WOLFSSL object. 0 or -ENOMEM. The connection
- * stays in TW_CONN_HTTP, under the handshake deadline armed at accept, until the TLS
- * handshake and then the HTTP upgrade are done. */
-int tw_tls_conn_start(struct tw_worker *w, tw_conn *c);
+/* A new server-side object of ctx (which carries the memory I/O callbacks); NULL when
+ * out of memory. */
+WOLFSSL *tw_tls_server_new(WOLFSSL_CTX *ctx);
 
-/* Ciphertext received on c: drives the handshake, then feeds every decrypted byte to
- * tw_conn_on_data(). A failed handshake counts handshake_failures{reason="tls"}; the
- * peer's close_notify is taken as TCP EOF. */
-void tw_tls_conn_on_data(struct tw_worker *w, tw_conn *c, const uint8_t *buf, size_t len);
+/* Frees an object (NULL is a no-op). */
+void tw_tls_free(WOLFSSL *ssl);
 
-/* tw_conn_send() for a TLS connection: encrypts f now (each connection has its own
- * keys, so fan-out encrypts per subscriber), queues the ciphertext and drops f. Takes
- * the caller's reference; same return values as tw_conn_send(). */
-int tw_tls_conn_send(struct tw_worker *w, tw_conn *c, tw_frame *f);
+/* Whether the handshake is done. */
+bool tw_tls_ready(WOLFSSL *ssl);
 
-/* Queues close_notify: our last bytes on a connection about to close gracefully. */
-void tw_tls_conn_close_notify(struct tw_worker *w, tw_conn *c);
+/* Ciphertext in io->in (advanced as wolfSSL takes it) → plaintext in plain[0..*n):
+ * drives the handshake first (its replies go to io->out), then decrypts one record per
+ * call. Binds io for the call only: the caller may encrypt between calls. */
+tw_tls_status tw_tls_recv(WOLFSSL *ssl, tw_tls_io *io, uint8_t *plain, size_t cap, size_t *n);
 
-/* Frees c's WOLFSSL object (no-op for a plain connection). Called only when the slot
- * is released: terminating a connection may happen inside a wolfSSL callback, so the
- * object must outlive tw_worker_terminate(). */
-void tw_tls_conn_free(tw_conn *c);
+/* Plaintext p[0..n) → ciphertext records to io->out. 0; -ENOTCONN before the handshake
+ * is done (nothing sent); -EIO when wolfSSL or out() failed. */
+int tw_tls_send(WOLFSSL *ssl, tw_tls_io *io, const uint8_t *p, size_t n);
+
+/* Our close_notify to io->out (nothing before the handshake is done or without ssl). */
+void tw_tls_close_notify(WOLFSSL *ssl, tw_tls_io *io);
 
 #endif

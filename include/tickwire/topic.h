@@ -1,11 +1,13 @@
 /*
  * topic — publish/subscribe: per-topic sequencers, history and last value, per-worker
  * subscriber lists, and cross-worker delivery of published frames through each worker's
- * inbox (woken with IORING_OP_MSG_RING).
+ * mailbox (loop.h; woken with IORING_OP_MSG_RING).
  *
  * Owns: topics (name, epoch, seq, history), subscriptions (struct tw_subs) and their
- * `since` replays, inboxes. Must not touch: sockets or the ring beyond posting wake-ups;
- * sending goes through tw_conn_send().
+ * `since` replays, the per-worker subscriber lists. Must not touch: sockets, the ring or
+ * another module's arrays: subscribers are (slot, generation) handles resolved by the
+ * loop (tw_worker_deliver), posts go through the loop's mailboxes (tw_worker_post), and
+ * sending goes through tw_worker_send(). It calls nothing in conn or endpoints.
  *
  * Limits (DESIGN 7): at most cfg.max_topics topics live at once; a subscribe or publish
  * that would create one more is answered `too_many_topics` (HTTP 503). A topic is freed as
@@ -22,20 +24,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tickwire/conn.h"
+#include "tickwire/loop.h"
 #include "tickwire/frame.h"
 #include "tickwire/http.h"
 #include "tickwire/proto.h"
 
 struct tw_worker;
-struct tw_server;
+struct tw_topics;
 
-/* Registry and inboxes for srv->nworkers workers (call before the workers start).
- * Returns 0 or -ENOMEM. */
-int tw_topic_init(struct tw_server *srv);
+/* Registry and per-worker subscriber maps for `nworkers` workers into *r (call before
+ * the workers start). Returns 0 or -ENOMEM. */
+int tw_topic_init(struct tw_topics **r, unsigned nworkers);
 
-/* Frees every topic, its history and whatever is left in the inboxes (after join). */
-void tw_topic_free(struct tw_server *srv);
+/* Frees every topic, its history and the subscriber maps (after join); *r = NULL. */
+void tw_topic_free(struct tw_topics **r);
 
 /* subscribe / unsubscribe / publish from a WebSocket client. */
 void tw_topic_on_message(struct tw_worker *w, tw_conn *c, const tw_msg *m);
@@ -61,9 +63,9 @@ void tw_topic_conn_gone(struct tw_worker *w, tw_conn *c);
 /* c's send queue has room again: stream more of its `since` replays (TW_CF_REPLAY). */
 void tw_topic_replay_refill(struct tw_worker *w, tw_conn *c);
 
-/* Delivers what other workers posted to this worker's inbox. Cheap when empty: the
- * worker calls it once per loop turn as well as on a wake-up. */
-void tw_topic_drain_inbox(struct tw_worker *w);
+/* One post from this worker's mailbox (loop.h): hands f, a message of topic incarnation
+ * `id`, to this worker's subscribers of it; consumes the mailbox's reference. */
+void tw_topic_deliver(struct tw_worker *w, uint64_t id, tw_frame *f);
 
 /* ---- pure parts, exposed for tests ---- */
 
