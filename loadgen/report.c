@@ -114,6 +114,8 @@ static void opt_num(FILE *f, double v)
                 fprintf(f, "%.3f", v);
 }
 
+/* The summary table: one row per figure, in the order a reader asks for them, hence
+ * its length. */
 void lg_report_table(FILE *out, const lg_summary *s)
 {
         const lg_opts *o = s->o;
@@ -209,6 +211,8 @@ void lg_report_table(FILE *out, const lg_summary *s)
                 o->connections ? s->rss_kib * 1024.0 / o->connections : 0.0);
 }
 
+/* The --json report of DESIGN 7: one line per field of the contract (other tools read
+ * these names), hence its length. */
 int lg_report_json(const char *path, const lg_summary *s)
 {
         const lg_opts *o = s->o;

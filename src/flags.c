@@ -17,7 +17,73 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tickwire/config.h" /* tw_parse_duration_ms, tw_parse_size */
+/* ---- unit parsers ---- */
+
+struct unit {
+        const char *suffix;
+        uint64_t scale;
+};
+
+static const struct unit duration_units[] = {
+    {"ms", 1}, {"s", 1000}, {"m", 60000}, {"", 1000}, {NULL, 0}};
+static const struct unit size_units[] = {
+    {"", 1}, {"B", 1}, {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {NULL, 0}};
+
+static bool is_digit(char ch)
+{
+        return ch >= '0' && ch <= '9';
+}
+
+/* "<digits>[.<digits>]<suffix>" scaled by the suffix's unit. Integer arithmetic only, so
+ * "0.3s" is exactly 300 and never 299.99999; a fraction finer than the base unit is an
+ * error rather than silently rounded. */
+static int parse_scaled(const char *s, const struct unit *units, uint64_t *out)
+{
+        uint64_t whole = 0, frac = 0, fscale = 1;
+        const char *p = s;
+
+        if (!s || !is_digit(*p))
+                return -EINVAL;
+        for (; is_digit(*p); p++)
+                if (__builtin_mul_overflow(whole, 10, &whole) ||
+                    __builtin_add_overflow(whole, (uint64_t)(*p - '0'), &whole))
+                        return -EINVAL;
+        if (*p == '.') {
+                p++;
+                if (!is_digit(*p))
+                        return -EINVAL;
+                for (; is_digit(*p); p++) {
+                        if (fscale == 1000000000) /* 9 digits is plenty */
+                                return -EINVAL;
+                        frac = frac * 10 + (uint64_t)(*p - '0');
+                        fscale *= 10;
+                }
+        }
+        const struct unit *u = units;
+        while (u->suffix && strcmp(p, u->suffix) != 0)
+                u++;
+        if (!u->suffix)
+                return -EINVAL;
+
+        uint64_t v, f = frac * u->scale; /* < 1e9 * 2^30: cannot overflow */
+        if (f % fscale != 0)
+                return -EINVAL;
+        if (__builtin_mul_overflow(whole, u->scale, &v) ||
+            __builtin_add_overflow(v, f / fscale, &v))
+                return -EINVAL;
+        *out = v;
+        return 0;
+}
+
+int tw_parse_duration_ms(const char *s, uint64_t *ms)
+{
+        return parse_scaled(s, duration_units, ms);
+}
+
+int tw_parse_size(const char *s, uint64_t *bytes)
+{
+        return parse_scaled(s, size_units, bytes);
+}
 
 /* ---- messages ---- */
 

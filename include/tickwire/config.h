@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "tickwire/flags.h" /* tw_parse_duration_ms, tw_parse_size */
+
 #define TW_MAX_LISTEN  4
 #define TW_MAX_ORIGINS 16
 
@@ -78,12 +80,6 @@ void tw_config_defaults(tw_config *c);
  * "FILE:LINE: flag: ...". String values from argv point into argv; those from a file
  * point into c->strings, so a copy of *c keeps pointing into the original. */
 int tw_config_parse(tw_config *c, int argc, char **argv, FILE *out, char *err, size_t errlen);
-
-/* "250ms", "30s", "2m", or a bare number of seconds. Returns 0 or -EINVAL. */
-int tw_parse_duration_ms(const char *s, uint64_t *ms);
-
-/* "4MiB", "64KiB", "1GiB" or bytes. Returns 0 or -EINVAL. */
-int tw_parse_size(const char *s, uint64_t *bytes);
 
 /* "127.0.0.1:8080", "[::1]:8080", ":8080" (all v4). Returns 0 or -EINVAL. */
 int tw_parse_listen(const char *s, tw_listen *l);

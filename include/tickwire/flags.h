@@ -8,7 +8,7 @@
  * it to the program's set callback, which only stores it (and checks what involves more
  * than the one value). It also prints the table as --help.
  *
- * Units are the config module's own (tw_parse_duration_ms, tw_parse_size), so "30s" and
+ * Units are parsed here once (tw_parse_duration_ms, tw_parse_size), so "30s" and
  * "4MiB" mean the same thing to every program. Messages are one line naming the flag:
  * "--name: ..." on the command line, "FILE:LINE: name: ..." from a file.
  *
@@ -108,5 +108,11 @@ const char *tw_flags_fmt_duration(uint64_t ms, char *buf, size_t cap);
 
 /* "4MiB", "64KiB" or bytes. */
 const char *tw_flags_fmt_size(uint64_t n, char *buf, size_t cap);
+
+/* "250ms", "30s", "2m", or a bare number of seconds. Returns 0 or -EINVAL. */
+int tw_parse_duration_ms(const char *s, uint64_t *ms);
+
+/* "4MiB", "64KiB", "1GiB" or bytes. Returns 0 or -EINVAL. */
+int tw_parse_size(const char *s, uint64_t *bytes);
 
 #endif
