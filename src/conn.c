@@ -1099,8 +1099,7 @@ int tw_conn_deliver(struct tw_worker *w, tw_conn *c, tw_frame *f)
 {
         if (c->state != TW_CONN_OPEN)
                 return -1;
-        TW_INC(tw_worker_metrics(w)->messages_sent);
-        tw_conn_send(w, c, f);
+        tw_conn_send(w, c, f); /* counted in messages_sent by the caller, once per message */
         return c->state == TW_CONN_DEAD;
 }
 

@@ -85,9 +85,28 @@ static int eat_eol(struct cursor *c)
         return 1;
 }
 
-static int parse_request_line(struct cursor *c, tw_http_request *req)
+/* "HTTP/1.0" or "HTTP/1.1" at the cursor, for request and status lines alike: 0 with
+ * *minor set and the cursor past it, or the cursor's starved result, or INVALID. */
+static int parse_version(struct cursor *c, int *minor)
 {
         static const char version[] = "HTTP/1.";
+
+        for (size_t i = 0; i < sizeof(version) - 1; i++, c->pos++) {
+                if (c->pos >= c->end)
+                        return c->starved;
+                if (c->buf[c->pos] != version[i])
+                        return TW_HTTP_INVALID;
+        }
+        if (c->pos >= c->end)
+                return c->starved;
+        if (c->buf[c->pos] != '0' && c->buf[c->pos] != '1')
+                return TW_HTTP_INVALID;
+        *minor = c->buf[c->pos++] - '0';
+        return 0;
+}
+
+static int parse_request_line(struct cursor *c, tw_http_request *req)
+{
         size_t start = c->pos;
 
         for (;; c->pos++) {
@@ -128,20 +147,11 @@ static int parse_request_line(struct cursor *c, tw_http_request *req)
         }
         c->pos++;
 
-        for (size_t i = 0; i < sizeof(version) - 1; i++, c->pos++) {
-                if (c->pos >= c->end)
-                        return c->starved;
-                if (c->buf[c->pos] != version[i])
-                        return TW_HTTP_INVALID;
-        }
-        if (c->pos >= c->end)
-                return c->starved;
-        if (c->buf[c->pos] != '0' && c->buf[c->pos] != '1')
-                return TW_HTTP_INVALID;
-        req->minor_version = c->buf[c->pos] - '0';
-        c->pos++;
+        int r = parse_version(c, &req->minor_version);
+        if (r != 0)
+                return r;
 
-        int r = eat_eol(c);
+        r = eat_eol(c);
         return r == 0 ? TW_HTTP_INVALID : r;
 }
 
@@ -233,20 +243,10 @@ int tw_http_parse_request(const char *buf, size_t len, tw_http_request *req)
  * and so may be its space: clients ignore it and servers have been seen to drop both. */
 static int parse_status_line(struct cursor *c, tw_http_response *resp)
 {
-        static const char version[] = "HTTP/1.";
-        int status = 0;
+        int status = 0, r = parse_version(c, &resp->minor_version);
 
-        for (size_t i = 0; i < sizeof(version) - 1; i++, c->pos++) {
-                if (c->pos >= c->end)
-                        return c->starved;
-                if (c->buf[c->pos] != version[i])
-                        return TW_HTTP_INVALID;
-        }
-        if (c->pos >= c->end)
-                return c->starved;
-        if (c->buf[c->pos] != '0' && c->buf[c->pos] != '1')
-                return TW_HTTP_INVALID;
-        resp->minor_version = c->buf[c->pos++] - '0';
+        if (r != 0)
+                return r;
         if (c->pos >= c->end)
                 return c->starved;
         if (c->buf[c->pos++] != ' ')
@@ -262,7 +262,7 @@ static int parse_status_line(struct cursor *c, tw_http_response *resp)
         resp->status = status;
         resp->reason = (tw_span){c->buf + c->pos, 0};
 
-        int r = eat_eol(c);
+        r = eat_eol(c);
         if (r != 0)
                 return r;
         if (c->buf[c->pos] != ' ')

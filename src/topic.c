@@ -620,6 +620,7 @@ void tw_topic_deliver(tw_worker *w, uint64_t id, tw_frame *f)
                                 break;
                 }
         }
+        TW_ADD(tw_worker_metrics(w)->messages_sent, sent);
         tw_frame_unref_n(f, refs - sent + 1);
 }
 
