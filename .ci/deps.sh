@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config liburing-dev libwolfssl-dev libjemalloc-dev
       libcriterion-dev libjsmn-dev python3 python3-websockets openssl gnuplot-nox
       clang libclang-rt-14-dev clang-format # libclang-rt-14-dev: libFuzzer and the sanitizer runtimes
-      chromium)                             # the browser tests (driven by playwright-core)
+      chromium                              # the browser tests (driven by playwright-core)
+      redis-server libhiredis-dev)          # the cluster broker (issue 12) and its tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
