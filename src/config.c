@@ -38,11 +38,13 @@
 #include "tickwire/flags.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_DURATION_MS (24ull * 3600 * 1000) /* see the file comment */
@@ -83,6 +85,8 @@ enum opt_id {
         O_CONFIG,
         O_ORIGIN,
         O_DEMO,
+        O_BROKER,
+        O_NODE_ID,
         O_HELP,
 };
 
@@ -229,6 +233,17 @@ static const tw_flag opts[] = {
      .kind = TW_FLAG_CUSTOM,
      .arg = "PATTERN",
      .help = "another site whose pages may connect"},
+    {.name = "broker",
+     .id = O_BROKER,
+     .kind = TW_FLAG_CUSTOM,
+     .arg = "URL",
+     .group = "Cluster",
+     .help = "redis://HOST:PORT[/DB] or redis-cluster://HOST:PORT,... (DESIGN 10)"},
+    {.name = "node-id",
+     .id = O_NODE_ID,
+     .kind = TW_FLAG_CUSTOM,
+     .arg = "NAME",
+     .help = "this node's name in logs and metrics"},
     {.name = "demo",
      .id = O_DEMO,
      .kind = TW_FLAG_SWITCH,
@@ -551,6 +566,76 @@ static int add_origin(struct parser *p, const tw_flag *o, const char *v)
         return 0;
 }
 
+static bool tw_name_chars_ok(const char *v)
+{
+        for (; *v; v++)
+                if (!isalnum((unsigned char)*v) && !strchr("._:-", *v))
+                        return false;
+        return true;
+}
+
+int tw_config_parse_broker(const char *url, tw_broker_cfg *out, char *err, size_t cap)
+{
+        tw_broker_cfg b = {0};
+        const char *p;
+
+        if (!strncmp(url, "redis://", 8)) {
+                b.kind = TW_BROKER_REDIS;
+                p = url + 8;
+        } else if (!strncmp(url, "redis-cluster://", 16)) {
+                b.kind = TW_BROKER_CLUSTER;
+                p = url + 16;
+        } else {
+                snprintf(err, cap, "must start with redis:// or redis-cluster://");
+                return -1;
+        }
+        for (;;) {
+                const char *colon = strchr(p, ':'), *end = p + strcspn(p, ",/");
+                char *stop;
+                unsigned long port;
+
+                if (b.nhosts == TW_BROKER_MAX_HOSTS) {
+                        snprintf(err, cap, "at most %d hosts", TW_BROKER_MAX_HOSTS);
+                        return -1;
+                }
+                if (!colon || colon >= end || colon == p ||
+                    (size_t)(colon - p) >= sizeof b.hosts[0].host) {
+                        snprintf(err, cap, "each host must be HOST:PORT");
+                        return -1;
+                }
+                port = strtoul(colon + 1, &stop, 10);
+                if (stop != end || port == 0 || port > 65535) {
+                        snprintf(err, cap, "bad port in '%.*s'", (int)(end - p), p);
+                        return -1;
+                }
+                memcpy(b.hosts[b.nhosts].host, p, (size_t)(colon - p));
+                b.hosts[b.nhosts++].port = (uint16_t)port;
+                p = end;
+                if (*p != ',')
+                        break;
+                p++;
+                if (b.kind == TW_BROKER_REDIS) {
+                        snprintf(err, cap, "redis:// takes one host (redis-cluster:// many)");
+                        return -1;
+                }
+        }
+        if (*p == '/') {
+                char *stop;
+                unsigned long db = strtoul(p + 1, &stop, 10);
+
+                if (b.kind == TW_BROKER_CLUSTER || stop == p + 1 || *stop || db > 15) {
+                        snprintf(err, cap, "the database must be /0 to /15 (redis:// only)");
+                        return -1;
+                }
+                b.db = (uint16_t)db;
+        } else if (*p) {
+                snprintf(err, cap, "unexpected '%s'", p);
+                return -1;
+        }
+        *out = b;
+        return 0;
+}
+
 /* Stores one value the flags module has parsed and bounds-checked. One case per flag,
  * hence its length. */
 static int set(tw_flags *fl, const tw_flag *o, const tw_flag_value *val)
@@ -648,6 +733,18 @@ static int set(tw_flags *fl, const tw_flag *o, const tw_flag_value *val)
                 return add_origin(p, o, v);
         case O_DEMO:
                 c->demo = true;
+                return 0;
+        case O_BROKER: {
+                char why[128];
+
+                if (tw_config_parse_broker(v, &c->broker, why, sizeof why) < 0)
+                        return fail(p, o->name, "%s", why);
+                return 0;
+        }
+        case O_NODE_ID:
+                if (!*v || strlen(v) >= sizeof c->node_id || !tw_name_chars_ok(v))
+                        return fail(p, o->name, "must be 1-63 of [A-Za-z0-9._:-]");
+                memcpy(c->node_id, v, strlen(v) + 1);
                 return 0;
         case O_HELP:
                 break;
@@ -834,6 +931,10 @@ static const char *fmt_default(const tw_flag *f, const void *ctx, char *buf, siz
                 return "same-origin only";
         case O_DEMO:
                 return "off";
+        case O_BROKER:
+                return "none: a node of its own";
+        case O_NODE_ID:
+                return "hostname-pid";
         case O_TLS_LISTEN:
         case O_PROFILE:
         case O_TLS_CERT:

@@ -807,6 +807,12 @@ static int send_reply(struct tw_worker *w, tw_conn *c, tw_reply *r)
                 tw_reply_done(r);
                 return ret;
         }
+        if (r->status == 0) { /* answered later: tw_conn_answer */
+                tw_reply_done(r);
+                c->flags |= TW_CF_WAIT;
+                tw_worker_arm(w, c, tw_worker_now(w) + tw_worker_cfg(w)->handshake_timeout_ms);
+                return HTTP_CONTINUE;
+        }
         f = tw_frame_alloc(cap);
         if (!f) {
                 tw_reply_done(r);
@@ -904,7 +910,7 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                 /* A client that pipelines requests and reads no answers: stop answering
                  * until the queue drains (tw_conn_resume); what it sends meanwhile is
                  * kept up to the request limit, then it is dropped. */
-                if (tw_conn_queued(c) > tw_worker_cfg(w)->max_queue)
+                if (tw_conn_queued(c) > tw_worker_cfg(w)->max_queue || (c->flags & TW_CF_WAIT))
                         goto keep;
                 int head = tw_http_parse_request((const char *)data, n, &req);
                 int64_t blen = 0;
@@ -938,7 +944,7 @@ static void http_input(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len
                         send_reply(w, c, &reply);
                         return;
                 }
-                tw_endpoints_answer(w, &req, (const char *)data + head, (size_t)blen,
+                tw_endpoints_answer(w, c, &req, (const char *)data + head, (size_t)blen,
                                     c->flags & TW_CF_REJECT, &reply);
                 r = send_reply(w, c, &reply);
                 data += (size_t)head + (size_t)blen;
@@ -970,6 +976,17 @@ void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
         default: /* LINGER: our last bytes are going out; input is moot */
                 break;
         }
+}
+
+void tw_conn_answer(struct tw_worker *w, tw_conn *c, int status, const char *body, size_t len)
+{
+        tw_reply r = {.status = status, .ctype = "application/json", .body = body, .blen = len};
+
+        if (c->state != TW_CONN_HTTP || !(c->flags & TW_CF_WAIT))
+                return;
+        c->flags &= ~TW_CF_WAIT;
+        if (send_reply(w, c, &r) == HTTP_CONTINUE)
+                tw_conn_resume(w, c);
 }
 
 void tw_conn_resume(struct tw_worker *w, tw_conn *c)

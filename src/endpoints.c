@@ -215,8 +215,8 @@ bool tw_endpoints_early(struct tw_worker *w, const tw_http_request *req, tw_repl
         return true;
 }
 
-static void publish(struct tw_worker *w, const tw_http_request *req, const char *body, size_t blen,
-                    tw_reply *r)
+static void publish(struct tw_worker *w, tw_conn *c, const tw_http_request *req, const char *body,
+                    size_t blen, tw_reply *r)
 {
         tw_span topic = {"", 0}, id = {"", 0};
         size_t n = 0;
@@ -226,7 +226,7 @@ static void publish(struct tw_worker *w, const tw_http_request *req, const char 
                 return;
         tw_http_query_get(req->query, "topic", &topic);
         tw_http_query_get(req->query, "id", &id);
-        st = tw_topic_http_publish(w, topic, id, body, blen, r->small, sizeof(r->small), &n);
+        st = tw_topic_http_publish(w, c, topic, id, body, blen, r->small, sizeof(r->small), &n);
         r->status = st;
         r->ctype = "application/json";
         r->body = r->small;
@@ -266,8 +266,20 @@ static void metrics_page(struct tw_worker *w, tw_reply *r)
                         return;
                 }
                 n = tw_metrics_render(all, nw, tw_worker_server_draining(w), r->heap, cap);
-                if (n < cap)
-                        break;
+                if (n < cap) {
+                        /* Which node: a cluster's scrapes are told apart by it. */
+                        int k = snprintf(r->heap + n, cap - n,
+                                         "# HELP tickwire_node_info This node (--node-id).\n"
+                                         "# TYPE tickwire_node_info gauge\n"
+                                         "tickwire_node_info{node=\"%s\"} 1\n",
+                                         tw_worker_cfg(w)->node_id);
+
+                        if (k > 0 && (size_t)k < cap - n) {
+                                n += (size_t)k;
+                                break;
+                        }
+                        n += (size_t)(k > 0 ? k : 0);
+                }
                 free(r->heap);
                 cap = n + 1;
         }
@@ -297,8 +309,8 @@ static bool file(const tw_http_request *req, tw_reply *r)
         return true;
 }
 
-void tw_endpoints_answer(struct tw_worker *w, const tw_http_request *req, const char *body,
-                         size_t blen, bool over_limit, tw_reply *r)
+void tw_endpoints_answer(struct tw_worker *w, tw_conn *c, const tw_http_request *req,
+                         const char *body, size_t blen, bool over_limit, tw_reply *r)
 {
         bool get = span_eq(req->method, "GET");
         bool draining = tw_worker_server_draining(w);
@@ -314,12 +326,16 @@ void tw_endpoints_answer(struct tw_worker *w, const tw_http_request *req, const 
         } else if (span_eq(req->path, "/healthz") && get) {
                 if (draining)
                         reply(r, 503, "text/plain", "draining\n", 9);
-                else
+                else if (!tw_topic_clustered(w))
                         reply(r, 200, "text/plain", "ok\n", 3);
+                else if (tw_topic_broker_up(w))
+                        reply(r, 200, "text/plain", "ok broker=up\n", 13);
+                else /* connections go on; publishes are refused until it is back */
+                        reply(r, 200, "text/plain", "ok broker=down\n", 15);
         } else if (span_eq(req->path, "/metrics") && get) {
                 metrics_page(w, r);
         } else if (span_eq(req->path, "/publish") && span_eq(req->method, "POST")) {
-                publish(w, req, body, blen, r);
+                publish(w, c, req, body, blen, r);
         } else if (span_eq(req->path, "/publish") && span_eq(req->method, "OPTIONS")) {
                 preflight(w, req, r);
         } else if (span_eq(req->path, "/healthz") || span_eq(req->path, "/metrics") ||

@@ -62,6 +62,7 @@ enum tw_kind {
         TW_K_PEER,     /* fixed fd installed to read the peer address for a detect line */
         TW_K_WAKE,     /* MSG_RING from another thread: look at the inbox / drain flag */
         TW_K_IGNORE,
+        TW_K_IO, /* a module's own descriptor (tw_worker_io_*): slot = handler, gen = tag */
 };
 
 /* Single accepts in flight per listener when peers are counted per address. */
@@ -87,6 +88,14 @@ struct tw_mailbox {
         uint32_t spare_cap;
         _Atomic int woken; /* a wake is in flight or the mailbox is non-empty */
 } __attribute__((aligned(64)));
+
+/* A module's handler for operations on descriptors it owns, and the one timeout it may
+ * have pending (the timespec must outlive the submission). */
+struct tw_io {
+        tw_io_fn fn;
+        void *arg;
+        struct __kernel_timespec ts;
+};
 
 struct tw_worker {
         struct io_uring ring;
@@ -128,7 +137,9 @@ struct tw_worker {
         uint32_t logged; /* limits already logged once */
 
         tw_metrics metrics;
-        struct tw_demo *demo; /* worker 0 with --demo: the synthetic feed */
+        struct tw_demo *demo;       /* worker 0 with --demo: the synthetic feed */
+        struct tw_io io[TW_IO_MAX]; /* handlers of modules' own descriptors */
+        unsigned nio;
 };
 
 static void log_once(tw_worker *w, uint32_t what, const char *msg)
@@ -693,6 +704,12 @@ static void dispatch(tw_worker *w, struct io_uring_cqe *cqe)
         case TW_K_WAKE:
                 mailbox_read(w);
                 break;
+        case TW_K_IO: {
+                struct tw_io *io = &w->io[tw_ud_slot(cqe->user_data)];
+
+                io->fn(w, io->arg, tw_ud_gen(cqe->user_data), cqe->res);
+                break;
+        }
         default:
                 break;
         }
@@ -847,6 +864,9 @@ static void wait_timeout(tw_worker *w, struct __kernel_timespec *ts, bool *has)
 void tw_loop_run(tw_worker *w)
 {
         const tw_config *cfg = &w->sh->cfg;
+
+        if (w->ops->started)
+                w->ops->started(w);
 
         for (;;) {
                 struct __kernel_timespec ts;
@@ -1091,6 +1111,12 @@ int tw_worker_deliver(tw_worker *w, uint32_t slot, uint32_t gen, tw_frame *f)
         return c ? w->ops->deliver(w, c, f) : -1;
 }
 
+void tw_worker_answer(tw_worker *w, tw_conn *c, int status, const char *body, size_t len)
+{
+        if (w->ops->answer)
+                w->ops->answer(w, c, status, body, len);
+}
+
 int tw_worker_post(tw_worker *w, unsigned k, uint64_t key, tw_frame *f)
 {
         struct tw_mailbox *mb = w->sh->workers[k]->mbox;
@@ -1123,4 +1149,63 @@ int tw_worker_post(tw_worker *w, unsigned k, uint64_t key, tw_frame *f)
                 io_uring_sqe_set_data64(sqe, tw_ud(TW_K_IGNORE, 0, 0));
         }
         return 0;
+}
+
+/* ---- modules' own descriptors ---- */
+
+int tw_worker_io_open(tw_worker *w, tw_io_fn fn, void *arg)
+{
+        if (w->nio == TW_IO_MAX)
+                return -ENOSPC;
+        w->io[w->nio] = (struct tw_io){.fn = fn, .arg = arg};
+        return (int)w->nio++;
+}
+
+static void io_tag(struct io_uring_sqe *sqe, int id, uint32_t tag)
+{
+        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_IO, (uint32_t)id, tag));
+}
+
+void tw_worker_io_recv(tw_worker *w, int id, uint32_t tag, int fd, void *buf, size_t len)
+{
+        struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
+
+        io_uring_prep_recv(sqe, fd, buf, len, 0);
+        io_tag(sqe, id, tag);
+}
+
+void tw_worker_io_send(tw_worker *w, int id, uint32_t tag, int fd, const void *buf, size_t len)
+{
+        struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
+
+        io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+        io_tag(sqe, id, tag);
+}
+
+void tw_worker_io_connect(tw_worker *w, int id, uint32_t tag, int fd, const struct sockaddr *sa,
+                          unsigned len)
+{
+        struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
+
+        io_uring_prep_connect(sqe, fd, sa, len);
+        io_tag(sqe, id, tag);
+}
+
+void tw_worker_io_timeout(tw_worker *w, int id, uint32_t tag, uint64_t ms)
+{
+        struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
+        struct tw_io *io = &w->io[id];
+
+        io->ts.tv_sec = (long long)(ms / 1000);
+        io->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+        io_uring_prep_timeout(sqe, &io->ts, 0, 0);
+        io_tag(sqe, id, tag);
+}
+
+void tw_worker_io_cancel_fd(tw_worker *w, int fd)
+{
+        struct io_uring_sqe *sqe = tw_ring_sqe(&w->ring);
+
+        io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, tw_ud(TW_K_IGNORE, 0, 0));
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tickwire/config.h"
 #include "tickwire/server.h"
@@ -32,6 +33,13 @@ int main(int argc, char **argv)
                 return 2;
         }
 
+        if (!cfg.node_id[0]) {
+                char host[48] = "node";
+
+                gethostname(host, sizeof host - 1);
+                host[sizeof host - 1] = '\0';
+                snprintf(cfg.node_id, sizeof cfg.node_id, "%s-%d", host, (int)getpid());
+        }
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
@@ -68,6 +76,10 @@ int main(int argc, char **argv)
                         (unsigned long long)cfg.ping_interval_ms,
                         (unsigned long long)cfg.idle_timeout_ms);
         }
+        if (cfg.broker.kind != TW_BROKER_NONE)
+                fprintf(stderr, "tickwire: node %s, broker %s://%s:%u\n", cfg.node_id,
+                        cfg.broker.kind == TW_BROKER_CLUSTER ? "redis-cluster" : "redis",
+                        cfg.broker.hosts[0].host, cfg.broker.hosts[0].port);
         fprintf(stderr, "tickwire: demo page at %s://%s/%s\n", cfg.listen[0].tls ? "https" : "http",
                 first, cfg.demo ? " (with the --demo feed)" : " (start with --demo for a feed)");
         fflush(stderr);

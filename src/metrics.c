@@ -66,15 +66,35 @@ enum tw_close_slot tw_close_slot_of(uint16_t code)
         }
 }
 
-void tw_histogram_observe(tw_histogram *h, uint64_t usec)
+static void observe(tw_histogram *h, const uint64_t *bounds_us, uint64_t usec)
 {
         size_t i = 0;
 
-        while (i < TW_DETECT_BUCKETS && usec > detect_bounds_us[i])
+        while (i < TW_DETECT_BUCKETS && usec > bounds_us[i])
                 i++;
         TW_INC(h->bucket[i]);
         TW_INC(h->count);
         TW_ADD(h->sum_us, usec);
+}
+
+void tw_histogram_observe(tw_histogram *h, uint64_t usec)
+{
+        observe(h, detect_bounds_us, usec);
+}
+
+const double tw_rtt_bounds[TW_DETECT_BUCKETS] = {
+    0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003,
+    0.005,   0.0075, 0.01,   0.02,   0.05,   0.1,     0.25,  0.5,    1,     5,
+};
+
+static const uint64_t rtt_bounds_us[TW_DETECT_BUCKETS] = {
+    50,   100,  200,   300,   500,   750,    1000,   1500,   2000,    3000,
+    5000, 7500, 10000, 20000, 50000, 100000, 250000, 500000, 1000000, 5000000,
+};
+
+void tw_histogram_observe_rtt(tw_histogram *h, uint64_t usec)
+{
+        observe(h, rtt_bounds_us, usec);
 }
 
 /* ---- rendering ---- */
@@ -152,23 +172,20 @@ static void labelled(struct wbuf *b, tw_metrics *const *w, size_t n, const char 
                     sum(w, n, off + i * sizeof(tw_counter)));
 }
 
-static void histogram(struct wbuf *b, tw_metrics *const *w, size_t n)
+static void histogram(struct wbuf *b, tw_metrics *const *w, size_t n, const char *name,
+                      const char *help, const double *bounds, size_t boff, size_t soff)
 {
-        const char *name = "detection_seconds";
-        size_t boff = OFF(detection.bucket);
         uint64_t cum = 0;
 
-        family(b, name, "histogram",
-               "Time from a dead connection's last inbound frame to its termination.");
+        family(b, name, "histogram", help);
         for (size_t i = 0; i < TW_DETECT_BUCKETS; i++) {
                 cum += sum(w, n, boff + i * sizeof(tw_counter));
-                put(b, "tickwire_%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, tw_detect_bounds[i],
-                    cum);
+                put(b, "tickwire_%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, bounds[i], cum);
         }
         cum += sum(w, n, boff + TW_DETECT_BUCKETS * sizeof(tw_counter));
         put(b, "tickwire_%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
         /* Seconds printed from integer microseconds: exact, no float rounding. */
-        uint64_t us = sum(w, n, OFF(detection.sum_us));
+        uint64_t us = sum(w, n, soff);
         put(b, "tickwire_%s_sum %" PRIu64 ".%06" PRIu64 "\n", name, us / 1000000, us % 1000000);
         put(b, "tickwire_%s_count %" PRIu64 "\n", name, cum);
 }
@@ -192,7 +209,9 @@ size_t tw_metrics_render(tw_metrics *const *workers, size_t n, int draining, cha
                "Connections terminated because the idle timeout expired.", OFF(heartbeat_timeouts));
         scalar(&b, w, n, "pings_sent_total", "counter", "Protocol Pings sent by the server.",
                OFF(pings_sent));
-        histogram(&b, w, n);
+        histogram(&b, w, n, "detection_seconds",
+                  "Time from a dead connection's last inbound frame to its termination.",
+                  tw_detect_bounds, OFF(detection.bucket), OFF(detection.sum_us));
         scalar(&b, w, n, "messages_received_total", "counter", "Complete inbound data messages.",
                OFF(messages_received));
         scalar(&b, w, n, "messages_sent_total", "counter", "Outbound data messages queued.",
@@ -229,6 +248,23 @@ size_t tw_metrics_render(tw_metrics *const *workers, size_t n, int draining, cha
         scalar(&b, w, n, "publish_duplicates_total", "counter",
                "Publishes repeating a remembered id: answered, not published again.",
                OFF(publish_duplicates));
+        scalar(&b, w, n, "broker_up", "gauge", "1 while the cluster broker (Redis) is connected.",
+               OFF(broker_up));
+        scalar(&b, w, n, "broker_reconnects_total", "counter",
+               "Connection attempts to the broker after a loss.", OFF(broker_reconnects));
+        scalar(&b, w, n, "broker_publishes_total", "counter",
+               "Publishes through this node that Redis sequenced.", OFF(broker_publishes));
+        scalar(&b, w, n, "broker_unavailable_total", "counter",
+               "Publishes and first subscribes refused while the broker was down.",
+               OFF(broker_unavailable));
+        scalar(&b, w, n, "broker_backfills_total", "counter",
+               "Seq jumps and reconnects filled in from the topic's stream.",
+               OFF(broker_backfills));
+        scalar(&b, w, n, "broker_resyncs_total", "counter",
+               "Topics whose subscribers were told to resync (history lost in Redis).",
+               OFF(broker_resyncs));
+        histogram(&b, w, n, "broker_rtt_seconds", "Round trips of commands to the broker.",
+                  tw_rtt_bounds, OFF(broker_rtt.bucket), OFF(broker_rtt.sum_us));
         family(&b, "draining", "gauge", "1 while shutting down, else 0.");
         put(&b, "tickwire_draining %d\n", draining ? 1 : 0);
         family(&b, "workers", "gauge", "Worker threads.");

@@ -49,6 +49,8 @@ static const tw_loop_ops conn_ops = {
     .deliver = tw_conn_deliver,
     .mailbox = tw_topic_deliver,
     .publish = demo_publish,
+    .answer = tw_conn_answer,
+    .started = tw_topic_started,
 };
 
 /* A worker's setup result: tw_server_start() waits for every worker's. */
@@ -203,6 +205,10 @@ int tw_server_start(tw_server *srv, const tw_config *cfg)
         ret = tw_topic_init(&srv->sh.topics, srv->nworkers);
         if (ret < 0)
                 goto fail;
+        if (tw_topic_cluster(srv->sh.topics, cfg) < 0) {
+                ret = -EINVAL; /* said why; a --broker that cannot be used is a bad value */
+                goto fail;
+        }
         if (cfg->max_connections_per_ip &&
             !(srv->sh.iplimit = tw_iplimit_new(cfg->max_connections_per_ip))) {
                 ret = -ENOMEM;

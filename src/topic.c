@@ -52,6 +52,7 @@
 #include "tickwire/topic.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -109,6 +110,13 @@ typedef struct tw_topic {
         pthread_mutex_t mu; /* the sequencer: hist, subs, nsubs[] */
         tw_history hist;    /* hist.last is the topic's seq */
         tw_idem *idem;      /* recent publish ids; NULL until the first */
+        /* --broker (worker 0 changes these, under mu): see "Cluster" below. */
+        uint8_t remote; /* enum remote_state */
+        bool loading;   /* a LOAD script is in flight */
+        uint32_t nheld, nparks;
+        struct held *held; /* messages from Redis waiting for a load to finish */
+        tw_frame **parks;  /* subscribes waiting for the first load (CTL_RESUB posts) */
+        uint32_t heldcap, parkcap;
         uint8_t name_len;
         char name[TW_TOPIC_MAX + 1];
         uint32_t nsubs[]; /* [nworkers]: subscribers per worker */
@@ -130,6 +138,11 @@ struct tw_subs {
 };
 
 struct tw_topics {
+        struct tw_broker *broker; /* --broker; NULL = this process sequences its topics */
+        int io;                   /* worker 0: the unfollow batch's timer */
+        bool unfollow_armed;
+        char (*unfollow)[TW_TOPIC_MAX + 1]; /* names whose last subscriber left */
+        uint32_t nunfollow, unfollow_cap;
         tw_topic **buckets;
         pthread_mutex_t stripe[TW_TOPIC_STRIPES];
         _Atomic uint32_t count; /* live topics */
@@ -140,6 +153,45 @@ struct tw_topics {
         unsigned nworkers;
         struct tw_wmap *wmap; /* [nworkers] */
 };
+
+/* Control posts (the cluster section at the end) share the mailbox with topic posts. */
+#define TW_KEY_CTL (1ull << 63)
+static void ctl_dispatch(tw_worker *w, tw_frame *f);
+enum remote_state { R_NONE = 0, R_SYNC, R_LIVE, R_GAP };
+
+enum ctl_kind {
+        CTL_FOLLOW = 1, /* -> worker 0: subscribe to the topic */
+        CTL_UNFOLLOW,   /* -> worker 0: its last subscriber here left */
+        CTL_PUBLISH,    /* -> worker 0: run the publish script */
+        CTL_PUBLISHED,  /* -> the publisher's worker: the answer */
+        CTL_RESUB,      /* -> a subscriber's worker: the topic is loaded, subscribe again */
+        CTL_UNAVAIL,    /* -> a subscriber's worker: the broker is down */
+        CTL_RESYNC,     /* -> each worker with subscribers: restart them at `seq` */
+};
+
+struct ctl {
+        uint8_t kind, http, dup, has_since, snapshot, topic_len, id_len, epoch_len;
+        uint32_t worker, slot, gen;
+        int32_t status; /* CTL_PUBLISHED: 0 ok, else a negative errno */
+        uint64_t seq, since, topic_id;
+        char topic[TW_TOPIC_MAX];
+        char id[TW_NAME_MAX];
+        char epoch[TW_EPOCH_LEN];
+        uint32_t data_len;
+        char data[]; /* publish: the value; resync: the message to send */
+};
+
+struct held {
+        uint64_t epoch;
+        tw_frame *f;
+};
+
+static tw_frame *ctl_new(enum ctl_kind kind, tw_span topic, size_t data_len);
+static void ctl_post(tw_worker *w, unsigned k, tw_frame *f);
+static bool cluster(tw_worker *w);
+static void park(tw_worker *w, tw_conn *c, tw_topic *t, const tw_msg *m);
+static int remote_publish(tw_worker *w, tw_conn *c, bool http, tw_span topic, tw_span id,
+                          tw_span data);
 
 /* A connection's subscriptions and grant live in its extension (allocated on first use). */
 #define SUBS(c)  ((c)->ext ? (c)->ext->subs : NULL)
@@ -314,8 +366,15 @@ static tw_topic *topic_new(tw_worker *w, tw_span name, uint32_t hash)
         return t;
 }
 
+static void held_clear(tw_topic *t);
+
 static void topic_destroy(tw_topic *t)
 {
+        held_clear(t);
+        free(t->held);
+        for (uint32_t i = 0; i < t->nparks; i++)
+                tw_frame_unref(t->parks[i]);
+        free(t->parks);
         tw_history_free(&t->hist);
         tw_idem_free(t->idem);
         pthread_mutex_destroy(&t->mu);
@@ -325,7 +384,7 @@ static void topic_destroy(tw_topic *t)
 /* Whether nothing refers to t any more: it can be freed (caller holds t->mu). */
 static bool topic_idle(const tw_topic *t)
 {
-        return t->subs == 0 && t->hist.n == 0;
+        return t->subs == 0 && t->hist.n == 0 && t->remote == 0 && t->nparks == 0;
 }
 
 /* Unlinks and frees *pp (its stripe and its mutex held; the mutex is released here). */
@@ -585,9 +644,14 @@ out:
  * gone) and the connection layer decides whether it takes the message. */
 void tw_topic_deliver(tw_worker *w, uint64_t id, tw_frame *f)
 {
-        struct tw_local *l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], id);
+        struct tw_local *l;
         uint32_t refs, sent = 0;
 
+        if (id & TW_KEY_CTL) {
+                ctl_dispatch(w, f);
+                return;
+        }
+        l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], id);
         if (!l || l->n == 0) {
                 tw_frame_unref(f);
                 return;
@@ -676,6 +740,23 @@ static void send_subscribed(tw_worker *w, tw_conn *c, tw_span topic, uint64_t se
 
 /* ---- publish ---- */
 
+/* Appends f, encoded as seq last + 1, to t's history and posts it to every worker with
+ * subscribers (t->mu held); *added and *freed are for account(). 0 or -ENOMEM (nothing
+ * changed; f is still the caller's). */
+static int append_post(tw_worker *w, tw_topic *t, tw_frame *f, uint64_t *added, uint64_t *freed)
+{
+        if (tw_history_push(&t->hist, tw_frame_ref(f), freed) < 0) {
+                tw_frame_unref(f);
+                return -ENOMEM;
+        }
+        *added = tw_history_cost(f);
+        for (unsigned k = 0; k < tw_worker_count(w); k++)
+                if (t->nsubs[k] && tw_worker_post(w, k, t->id, f) < 0)
+                        TW_INC(tw_worker_metrics(w)
+                                   ->limit_hits); /* that worker misses it: a seq gap */
+        return 0;
+}
+
 int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, bool *dup)
 {
         size_t cap = tw_topic_encode_max(name.n, data.n);
@@ -687,6 +768,10 @@ int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, b
         *dup = false;
         if (!f)
                 return -ENOMEM;
+        if (cluster(w)) { /* --demo on a cluster node: through Redis, nobody to answer */
+                tw_frame_unref(f);
+                return remote_publish(w, NULL, false, name, id, data);
+        }
         t = topic_lock(w, name, true, &err);
         if (!t) {
                 tw_frame_unref(f);
@@ -704,13 +789,11 @@ int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, b
         f->len = (uint32_t)tw_topic_encode(f->data, cap, name, seq, data);
         f->topic_id = t->id;
         f->seq = seq;
-        if (tw_history_push(&t->hist, tw_frame_ref(f), &freed) < 0) {
+        if (append_post(w, t, f, &added, &freed) < 0) {
                 pthread_mutex_unlock(&t->mu);
-                tw_frame_unref(f);
                 tw_frame_unref(f);
                 return -ENOMEM;
         }
-        added = tw_history_cost(f);
         if (id.n) {
                 /* Without memory for it the id is not remembered: a retry would publish
                  * again. Rare, and the publish itself succeeded. */
@@ -720,10 +803,6 @@ int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, b
                         TW_INC(tw_worker_metrics(w)->limit_hits);
                 added += tw_idem_bytes(t->idem) - ids; /* can be negative: wraps, as used */
         }
-        for (unsigned k = 0; k < tw_worker_count(w); k++)
-                if (t->nsubs[k] && tw_worker_post(w, k, t->id, f) < 0)
-                        TW_INC(tw_worker_metrics(w)
-                                   ->limit_hits); /* that worker misses it: a seq gap */
         pthread_mutex_unlock(&t->mu);
         account(w, added, freed);
         tw_frame_unref(f);
@@ -744,8 +823,8 @@ static tw_span trim(const char *p, size_t n)
         return (tw_span){p, n};
 }
 
-int tw_topic_http_publish(tw_worker *w, tw_span topic, tw_span id, const char *body, size_t len,
-                          char *out, size_t cap, size_t *out_len)
+int tw_topic_http_publish(tw_worker *w, tw_conn *c, tw_span topic, tw_span id, const char *body,
+                          size_t len, char *out, size_t cap, size_t *out_len)
 {
         int status = 200, n;
         bool dup;
@@ -760,6 +839,16 @@ int tw_topic_http_publish(tw_worker *w, tw_span topic, tw_span id, const char *b
         } else if (!tw_json_valid(body, len)) {
                 status = 400;
                 n = snprintf(out, cap, "{\"error\":\"body is not one valid JSON value\"}");
+        } else if (cluster(w)) {
+                int err = remote_publish(w, c, true, topic, id, trim(body, len));
+
+                if (err == 0) {
+                        *out_len = 0;
+                        return 0; /* answered later (tw_worker_answer) */
+                }
+                status = 503;
+                n = snprintf(out, cap, "{\"error\":\"%s\"}",
+                             err == -ENOTCONN ? "unavailable" : "out of memory");
         } else if ((seq = tw_topic_publish(w, topic, trim(body, len), id, &dup)) < 0) {
                 status = 503;
                 n = snprintf(out, cap, "{\"error\":\"%s\"}",
@@ -783,6 +872,16 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
             !(tw_worker_cfg(w)->jwt_secret && tw_grant_may_publish(GRANT(c), m->topic))) {
                 send_error(w, c, "forbidden", "not allowed to publish to this topic");
                 return;
+        }
+        if (cluster(w)) {
+                int err = remote_publish(w, c, false, m->topic, m->id, m->data);
+
+                if (err == -ENOTCONN)
+                        send_error(w, c, "unavailable",
+                                   "the cluster broker is down; not published");
+                else if (err < 0)
+                        send_topic_error(w, c, err);
+                return; /* `published` comes from worker 0 */
         }
         seq = tw_topic_publish(w, m->topic, m->data, m->id, &dup);
         if (seq < 0) {
@@ -936,11 +1035,20 @@ static void subs_drop(tw_worker *w, tw_conn *c, uint32_t k)
         size_t len = t->name_len;
         bool idle;
 
+        bool last;
+
         pthread_mutex_lock(&t->mu);
         local_remove(w, t, s->e[k].ticket);
         idle = topic_idle(t);
+        last = t->subs == 0 && t->remote != 0;
         memcpy(name, t->name, len);
         pthread_mutex_unlock(&t->mu);
+        if (last) { /* cluster: worker 0 unsubscribes the node (batched) */
+                tw_frame *f = ctl_new(CTL_UNFOLLOW, (tw_span){name, len}, 0);
+
+                if (f)
+                        ctl_post(w, 0, f);
+        }
         if (s->e[k].replaying)
                 s->replays--;
         s->e[k] = s->e[--s->n];
@@ -1103,10 +1211,24 @@ static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m)
 
         if (!t)
                 return;
+        if (cluster(w) && t->remote != R_LIVE && t->remote != R_GAP) {
+                park(w, c, t, m); /* runs again once worker 0 has loaded the topic */
+                return;
+        }
         k = subs_find(SUBS(c), t);
         p = plan_of(t, m);
         last = t->hist.last;
         epoch = t->epoch;
+        if (cluster(w) && m->has_since && m->since > last &&
+            (m->epoch.n == 0 || epoch_is(m->epoch, epoch))) {
+                /* The client has seen more than this node yet (it came from a node that
+                 * is ahead): it gets everything after its own position as this node
+                 * catches up, which the stream guarantees. */
+                if (p.snap)
+                        tw_frame_unref(p.snap);
+                p = (struct plan){.recovered = 1};
+                last = m->since;
+        }
         if (k < 0) {
                 int64_t ticket = local_add(w, t, c, p.replay ? UINT64_MAX : last);
 
@@ -1229,4 +1351,850 @@ void tw_topic_on_message(tw_worker *w, tw_conn *c, const tw_msg *m)
         default:
                 break;
         }
+}
+
+/* ---- Cluster (--broker, DESIGN 10) ----
+ *
+ * Redis sequences every topic: a publish on any node runs the publish script (seq,
+ * idempotency, the history stream and PUBLISH in one atomic step) and the publisher is
+ * answered with the seq Redis gave. A node delivers what comes back on the topic's
+ * channel. Each node keeps, per topic it follows, the same history as a standalone
+ * server, filled from Redis: it is what `since`, `snapshot` and `subscribed` are served
+ * from, and it is why a node keeps serving subscribers from what it has while Redis is
+ * away.
+ *
+ * The broker runs on worker 0, and worker 0 alone changes a topic's `remote` state (under
+ * the topic lock). Other workers reach it through worker 0's mailbox with control posts
+ * (key TW_KEY_CTL, the frame's bytes a struct ctl), and it answers them the same way:
+ *
+ *   NONE --first subscriber--> SYNC: SUBSCRIBE tw:{T}; once Redis confirms it, LOAD the
+ *        meta hash and the whole stream; the subscribes parked meanwhile run again.
+ *   LIVE: a message with seq last+1 is appended and fanned out; an older one is a
+ *        repeat and dropped; a newer one is a jump (pub/sub is at-most-once) -> GAP.
+ *   GAP: messages are held while LOAD fetches the range after `last`; if the stream no
+ *        longer starts there, or the epoch changed (Redis restarted empty), subscribers
+ *        get `resync` and the history starts over from what Redis has.
+ *   last subscriber gone -> (batched, 200 ms) UNSUBSCRIBE and the topic is freed.
+ *   Redis lost: topics stay as they are; on return every followed topic is subscribed
+ *   again and backfilled from its stream (GAP).
+ */
+
+#define ID_TTL         "300" /* s: DESIGN 5 recognises a repeated publish id for 5 minutes */
+#define RESYNC_SEQ     (UINT64_MAX - 1) /* a resync post: every live subscriber takes it */
+#define UNFOLLOW_DELAY 200              /* ms: unsubscribes are batched this long */
+
+static bool cluster(tw_worker *w)
+{
+        return tw_worker_topics(w)->broker != NULL;
+}
+
+static tw_frame *ctl_new(enum ctl_kind kind, tw_span topic, size_t data_len)
+{
+        tw_frame *f = tw_frame_alloc(sizeof(struct ctl) + data_len);
+        struct ctl *m;
+
+        if (!f)
+                return NULL;
+        m = (struct ctl *)f->data;
+        memset(m, 0, sizeof(*m));
+        m->kind = (uint8_t)kind;
+        m->topic_len = (uint8_t)topic.n;
+        memcpy(m->topic, topic.p, topic.n);
+        m->data_len = (uint32_t)data_len;
+        f->len = (uint32_t)(sizeof(*m) + data_len);
+        return f;
+}
+
+/* Posts f to worker k's mailbox and lets go of the caller's reference. */
+static void ctl_post(tw_worker *w, unsigned k, tw_frame *f)
+{
+        if (tw_worker_post(w, k, TW_KEY_CTL, f) < 0)
+                TW_INC(tw_worker_metrics(w)->limit_hits);
+        tw_frame_unref(f);
+}
+
+static tw_span ctl_topic(const struct ctl *m)
+{
+        return (tw_span){m->topic, m->topic_len};
+}
+
+/* "tw:{T}" + suffix into out; its length. */
+static size_t key_of(char *out, size_t cap, tw_span topic, const char *suffix)
+{
+        int n = snprintf(out, cap, "tw:{%.*s}%s", (int)topic.n, topic.p, suffix);
+
+        return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static uint64_t fresh_epoch(tw_worker *w)
+{
+        struct tw_topics *r = tw_worker_topics(w);
+
+        return splitmix64(r->epoch_base ^ atomic_fetch_add(&r->next_id, 1) ^ tw_worker_now(w));
+}
+
+static bool parse_u64(tw_span s, int base, uint64_t *out)
+{
+        char buf[24], *end;
+
+        if (s.n == 0 || s.n >= sizeof buf)
+                return false;
+        memcpy(buf, s.p, s.n);
+        buf[s.n] = '\0';
+        errno = 0;
+        *out = strtoull(buf, &end, base);
+        return errno == 0 && *end == '\0';
+}
+
+/* A frame of topic t carrying `data` as seq `seq` (topic id set), or NULL. */
+static tw_frame *encode_for(tw_topic *t, uint64_t seq, tw_span data)
+{
+        tw_span name = {t->name, t->name_len};
+        size_t cap = tw_topic_encode_max(name.n, data.n);
+        tw_frame *f = tw_frame_alloc(cap);
+
+        if (!f)
+                return NULL;
+        f->len = (uint32_t)tw_topic_encode(f->data, cap, name, seq, data);
+        f->topic_id = t->id;
+        f->seq = seq;
+        return f;
+}
+
+static void held_clear(tw_topic *t)
+{
+        for (uint32_t i = 0; i < t->nheld; i++)
+                tw_frame_unref(t->held[i].f);
+        t->nheld = 0;
+}
+
+static void hold(tw_worker *w, tw_topic *t, uint64_t epoch, tw_frame *f)
+{
+        if (t->nheld == t->heldcap) {
+                uint32_t cap = t->heldcap ? t->heldcap * 2 : 16;
+                struct held *v = realloc(t->held, cap * sizeof(*v));
+
+                if (!v) { /* the backfill will fetch it from the stream */
+                        TW_INC(tw_worker_metrics(w)->limit_hits);
+                        tw_frame_unref(f);
+                        return;
+                }
+                t->held = v;
+                t->heldcap = cap;
+        }
+        t->held[t->nheld++] = (struct held){epoch, f};
+}
+
+/* Sends every parked subscribe back to its worker as `kind` (CTL_RESUB or CTL_UNAVAIL). */
+static void unpark(tw_worker *w, tw_topic *t, enum ctl_kind kind)
+{
+        for (uint32_t i = 0; i < t->nparks; i++) {
+                struct ctl *m = (struct ctl *)t->parks[i]->data;
+
+                m->kind = (uint8_t)kind;
+                ctl_post(w, m->worker, t->parks[i]);
+        }
+        t->nparks = 0;
+}
+
+/* History from scratch: empty, next seq `last` + 1. */
+static void history_restart(tw_worker *w, tw_topic *t, uint64_t last)
+{
+        uint64_t freed = t->hist.bytes;
+
+        tw_history_free(&t->hist);
+        t->hist.max = tw_worker_cfg(w)->history;
+        t->hist.last = last;
+        account(w, 0, freed);
+}
+
+static void load_issue(tw_worker *w, tw_topic *t);
+
+/* One message of t from Redis, in LIVE state (t->mu held). */
+static void live_apply(tw_worker *w, tw_topic *t, uint64_t epoch, tw_frame *f)
+{
+        uint64_t added = 0, freed = 0;
+
+        if (epoch != t->epoch || f->seq > t->hist.last + 1) {
+                /* A jump, or another incarnation: hold it until the stream says. */
+                hold(w, t, epoch, f);
+                t->remote = R_GAP;
+                TW_INC(tw_worker_metrics(w)->broker_backfills);
+                load_issue(w, t);
+                return;
+        }
+        if (f->seq <= t->hist.last) {
+                tw_frame_unref(f); /* had it: a backfill got there first */
+                return;
+        }
+        if (append_post(w, t, f, &added, &freed) == 0)
+                account(w, added, freed);
+        tw_frame_unref(f);
+}
+
+/* Applies what was held while loading, in arrival order (t->mu held, t LIVE). */
+static void held_apply(tw_worker *w, tw_topic *t)
+{
+        uint32_t i = 0, n = t->nheld;
+        struct held *v = t->held;
+
+        t->held = NULL;
+        t->nheld = t->heldcap = 0;
+        for (; i < n && t->remote == R_LIVE; i++) {
+                if (v[i].epoch != t->epoch) {
+                        tw_frame_unref(v[i].f); /* from before the load's epoch */
+                        continue;
+                }
+                live_apply(w, t, v[i].epoch, v[i].f);
+        }
+        for (; i < n; i++) /* a new jump: the rest waits for that load */
+                hold(w, t, v[i].epoch, v[i].f);
+        free(v);
+}
+
+/* Tells t's subscribers on every worker that their position is gone (t->mu held). */
+static void resync_post(tw_worker *w, tw_topic *t)
+{
+        char text[96 + TW_TOPIC_MAX], e[TW_EPOCH_LEN + 1];
+        int n;
+
+        format_epoch(e, t->epoch);
+        n = snprintf(text, sizeof text, "{\"type\":\"resync\",\"topic\":\"%.*s\",\"epoch\":\"%s\"}",
+                     (int)t->name_len, t->name, e);
+        TW_INC(tw_worker_metrics(w)->broker_resyncs);
+        for (unsigned k = 0; k < tw_worker_count(w); k++) {
+                tw_frame *f;
+
+                if (!t->nsubs[k] ||
+                    !(f = ctl_new(CTL_RESYNC, (tw_span){t->name, t->name_len}, (size_t)n)))
+                        continue;
+                struct ctl *m = (struct ctl *)f->data;
+
+                m->topic_id = t->id;
+                m->seq = t->hist.last;
+                memcpy(m->data, text, (size_t)n);
+                ctl_post(w, k, f);
+        }
+}
+
+struct load_arg {
+        size_t len;
+        char name[TW_TOPIC_MAX];
+};
+
+static void on_load(tw_worker *w, void *arg, struct redisReply *r);
+
+static void load_issue(tw_worker *w, tw_topic *t)
+{
+        struct tw_topics *reg = tw_worker_topics(w);
+        tw_span name = {t->name, t->name_len};
+        char meta[TW_TOPIC_MAX + 16], hist[TW_TOPIC_MAX + 16], from[24], ep[TW_EPOCH_LEN + 1],
+            count[16];
+        const char *a[5] = {meta, hist, from, ep, count};
+        size_t n[5];
+        struct load_arg *la;
+
+        if (t->loading || !tw_broker_is_up(reg->broker))
+                return; /* the `up` event loads it */
+        la = malloc(sizeof(*la));
+        if (!la)
+                return;
+        la->len = name.n;
+        memcpy(la->name, name.p, name.n);
+        n[0] = key_of(meta, sizeof meta, name, ":meta");
+        n[1] = key_of(hist, sizeof hist, name, ":hist");
+        n[2] = (size_t)snprintf(from, sizeof from, "%" PRIu64,
+                                t->remote == R_SYNC ? 1 : t->hist.last + 1);
+        format_epoch(ep, fresh_epoch(w));
+        n[3] = TW_EPOCH_LEN;
+        n[4] = (size_t)snprintf(count, sizeof count, "%u", tw_worker_cfg(w)->history);
+        if (tw_broker_script(reg->broker, TW_SCRIPT_LOAD, 2, 3, a, n, on_load, la) < 0) {
+                free(la);
+                return;
+        }
+        t->loading = true;
+}
+
+/* Entry i of an XRANGE reply: its seq and data; false when it is not one of ours. */
+static bool entry_of(const struct redisReply *e, uint64_t *seq, tw_span *data)
+{
+        const struct redisReply *id, *kv;
+        const char *dash;
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+                return false;
+        id = e->element[0];
+        kv = e->element[1];
+        if (id->type != REDIS_REPLY_STRING || kv->type != REDIS_REPLY_ARRAY || kv->elements != 2 ||
+            kv->element[1]->type != REDIS_REPLY_STRING)
+                return false;
+        dash = memchr(id->str, '-', id->len);
+        if (!dash || !parse_u64((tw_span){id->str, (size_t)(dash - id->str)}, 10, seq))
+                return false;
+        *data = (tw_span){kv->element[1]->str, kv->element[1]->len};
+        return true;
+}
+
+/* Appends the stream's entries after t's last seq (t->mu held). */
+static void take_entries(tw_worker *w, tw_topic *t, const struct redisReply *v)
+{
+        for (size_t i = 0; i < v->elements; i++) {
+                uint64_t seq, added = 0, freed = 0;
+                tw_span data;
+                tw_frame *f;
+
+                if (!entry_of(v->element[i], &seq, &data) || seq != t->hist.last + 1)
+                        continue;
+                f = encode_for(t, seq, data);
+                if (!f)
+                        continue;
+                if (append_post(w, t, f, &added, &freed) == 0)
+                        account(w, added, freed);
+                tw_frame_unref(f);
+        }
+}
+
+static void unfollow_later(tw_worker *w, tw_span name);
+
+static void on_load(tw_worker *w, void *arg, struct redisReply *r)
+{
+        struct load_arg *la = arg;
+        tw_span name = {la->name, la->len};
+        int err;
+        tw_topic *t = topic_lock(w, name, false, &err);
+        uint64_t epoch, seq, first = 0;
+        const struct redisReply *v;
+        bool ok;
+
+        free(la);
+        if (!t)
+                return;
+        t->loading = false;
+        ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+             r->element[0]->type == REDIS_REPLY_STRING &&
+             r->element[1]->type == REDIS_REPLY_INTEGER &&
+             r->element[2]->type == REDIS_REPLY_ARRAY &&
+             parse_u64((tw_span){r->element[0]->str, r->element[0]->len}, 16, &epoch);
+        if (!ok) {
+                if (r)
+                        fprintf(stderr, "tickwire: broker: LOAD of %.*s failed: %.*s\n",
+                                (int)name.n, name.p, r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
+                                r->type == REDIS_REPLY_ERROR ? r->str : "");
+                if (t->remote == R_SYNC) { /* the subscribers are told; the topic goes */
+                        unpark(w, t, CTL_UNAVAIL);
+                        held_clear(t);
+                        t->remote = R_NONE;
+                }
+                /* GAP stays GAP: the broker's return loads it again. */
+                bool idle = topic_idle(t);
+
+                pthread_mutex_unlock(&t->mu);
+                if (idle)
+                        topic_release(w, name);
+                return;
+        }
+        seq = (uint64_t)r->element[1]->integer;
+        v = r->element[2];
+        if (v->elements) {
+                tw_span d;
+
+                if (!entry_of(v->element[0], &first, &d))
+                        first = 0;
+        }
+        if (t->remote == R_SYNC) {
+                t->epoch = epoch;
+                history_restart(w, t, first ? first - 1 : seq);
+                take_entries(w, t, v);
+                t->hist.last = seq; /* the script is atomic: the stream ends at seq */
+                t->remote = R_LIVE;
+                held_apply(w, t);
+                unpark(w, t, CTL_RESUB);
+                unfollow_later(w, name); /* in case every parked client left meanwhile */
+        } else if (t->remote == R_GAP) {
+                if (epoch != t->epoch || seq < t->hist.last ||
+                    (seq > t->hist.last && first != t->hist.last + 1)) {
+                        /* Redis no longer holds what comes after our last seq (or another
+                         * incarnation of the topic lives there now): say so. */
+                        t->epoch = epoch;
+                        history_restart(w, t, first ? first - 1 : seq);
+                        take_entries(w, t, v);
+                        t->hist.last = seq;
+                        resync_post(w, t);
+                } else {
+                        take_entries(w, t, v);
+                }
+                t->remote = R_LIVE;
+                held_apply(w, t);
+        }
+        pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- what the broker reports (worker 0) ---- */
+
+/* The topic name of channel "tw:{T}". */
+static bool channel_topic(tw_span ch, tw_span *topic)
+{
+        if (ch.n < 6 || memcmp(ch.p, "tw:{", 4) || ch.p[ch.n - 1] != '}')
+                return false;
+        *topic = (tw_span){ch.p + 4, ch.n - 5};
+        return tw_topic_valid(*topic);
+}
+
+static void on_subscribed(tw_worker *w, void *arg, tw_span channel)
+{
+        tw_span name;
+        int err;
+        tw_topic *t;
+
+        (void)arg;
+        if (!channel_topic(channel, &name) || !(t = topic_lock(w, name, false, &err)))
+                return;
+        if (t->remote == R_LIVE)
+                t->remote = R_GAP; /* resubscribed after a loss: fill in what was missed */
+        if (t->remote != R_NONE)
+                load_issue(w, t);
+        pthread_mutex_unlock(&t->mu);
+}
+
+static void on_message(tw_worker *w, void *arg, tw_span channel, tw_span payload)
+{
+        const char *sp1, *sp2;
+        uint64_t epoch, seq;
+        tw_span name, data;
+        tw_frame *f;
+        tw_topic *t;
+        int err;
+
+        (void)arg;
+        sp1 = memchr(payload.p, ' ', payload.n);
+        sp2 = sp1 ? memchr(sp1 + 1, ' ', payload.n - (size_t)(sp1 + 1 - payload.p)) : NULL;
+        if (!channel_topic(channel, &name) || !sp2 ||
+            !parse_u64((tw_span){payload.p, (size_t)(sp1 - payload.p)}, 16, &epoch) ||
+            !parse_u64((tw_span){sp1 + 1, (size_t)(sp2 - sp1 - 1)}, 10, &seq))
+                return;
+        data = (tw_span){sp2 + 1, payload.n - (size_t)(sp2 + 1 - payload.p)};
+        if (!(t = topic_lock(w, name, false, &err)))
+                return;
+        if (t->remote != R_NONE && (f = encode_for(t, seq, data))) {
+                if (t->remote == R_LIVE)
+                        live_apply(w, t, epoch, f);
+                else
+                        hold(w, t, epoch, f);
+        }
+        pthread_mutex_unlock(&t->mu);
+}
+
+static bool resubscribe(tw_worker *w, tw_topic **pp, void *arg)
+{
+        tw_topic *t = *pp;
+        char ch[TW_TOPIC_MAX + 8];
+        size_t n;
+
+        (void)arg;
+        if (t->remote == R_NONE)
+                return false;
+        n = key_of(ch, sizeof ch, (tw_span){t->name, t->name_len}, "");
+        tw_broker_subscribe(tw_worker_topics(w)->broker, (tw_span){ch, n});
+        return false;
+}
+
+static void on_up(tw_worker *w, void *arg)
+{
+        (void)arg;
+        for_each_topic(w, resubscribe, NULL);
+}
+
+/* Broker lost: a topic still waiting for its first load cannot get it (its load, if one
+ * was in flight, has failed already). Followed topics stay as they are. */
+static bool fail_sync(tw_worker *w, tw_topic **pp, void *arg)
+{
+        tw_topic *t = *pp;
+
+        (void)arg;
+        t->loading = false;
+        if (t->remote != R_SYNC)
+                return false;
+        unpark(w, t, CTL_UNAVAIL);
+        held_clear(t);
+        t->remote = R_NONE;
+        if (topic_idle(t)) {
+                topic_unlink(w, pp);
+                return true;
+        }
+        return false;
+}
+
+static void on_down(tw_worker *w, void *arg)
+{
+        (void)arg;
+        for_each_topic(w, fail_sync, NULL);
+}
+
+/* ---- unfollowing, batched ---- */
+
+static void unfollow_later(tw_worker *w, tw_span name)
+{
+        struct tw_topics *r = tw_worker_topics(w);
+
+        if (r->nunfollow == r->unfollow_cap) {
+                uint32_t cap = r->unfollow_cap ? r->unfollow_cap * 2 : 64;
+                void *v = realloc(r->unfollow, cap * sizeof(*r->unfollow));
+
+                if (!v)
+                        return; /* followed a little longer: until its next subscriber leaves */
+                r->unfollow = v;
+                r->unfollow_cap = cap;
+        }
+        memcpy(r->unfollow[r->nunfollow], name.p, name.n);
+        r->unfollow[r->nunfollow++][name.n] = '\0';
+        if (!r->unfollow_armed && r->io >= 0) {
+                r->unfollow_armed = true;
+                tw_worker_io_timeout(w, r->io, 0, UNFOLLOW_DELAY);
+        }
+}
+
+static void unfollow_now(tw_worker *w, void *arg, uint32_t tag, int res)
+{
+        struct tw_topics *r = arg;
+
+        (void)tag;
+        (void)res;
+        r->unfollow_armed = false;
+        for (uint32_t i = 0; i < r->nunfollow; i++) {
+                tw_span name = {r->unfollow[i], strlen(r->unfollow[i])};
+                char ch[TW_TOPIC_MAX + 8];
+                int err;
+                tw_topic *t = topic_lock(w, name, false, &err);
+                bool idle;
+
+                if (!t)
+                        continue;
+                if (t->subs == 0 && t->nparks == 0 && t->remote != R_NONE) {
+                        t->remote = R_NONE;
+                        held_clear(t);
+                        history_restart(w, t, 0);
+                        tw_broker_unsubscribe(r->broker,
+                                              (tw_span){ch, key_of(ch, sizeof ch, name, "")});
+                }
+                idle = topic_idle(t);
+                pthread_mutex_unlock(&t->mu);
+                if (idle)
+                        topic_release(w, name);
+        }
+        r->nunfollow = 0;
+}
+
+/* ---- the other workers' side ---- */
+
+static void ctl_to_home(tw_worker *w, tw_frame *f)
+{
+        ctl_post(w, 0, f);
+}
+
+/* A subscribe for a topic this node does not follow yet: parked on the topic (t->mu
+ * held, released here) until worker 0 has loaded it. */
+static void park(tw_worker *w, tw_conn *c, tw_topic *t, const tw_msg *m)
+{
+        tw_span name = {t->name, t->name_len};
+        tw_frame *f = NULL;
+        bool first = t->remote == R_NONE, idle;
+
+        if (!tw_broker_is_up(tw_worker_topics(w)->broker) && first)
+                goto refuse;
+        if (t->nparks == t->parkcap) {
+                uint32_t cap = t->parkcap ? t->parkcap * 2 : 4;
+                tw_frame **v = realloc(t->parks, cap * sizeof(*v));
+
+                if (!v)
+                        goto refuse;
+                t->parks = v;
+                t->parkcap = cap;
+        }
+        f = ctl_new(CTL_RESUB, name, 0);
+        if (!f)
+                goto refuse;
+        struct ctl *x = (struct ctl *)f->data;
+
+        x->worker = tw_worker_id(w);
+        x->slot = tw_worker_slot(w, c);
+        x->gen = c->gen;
+        x->has_since = m->has_since;
+        x->since = m->since;
+        x->snapshot = m->snapshot;
+        x->epoch_len = (uint8_t)(m->epoch.n <= TW_EPOCH_LEN ? m->epoch.n : 0);
+        memcpy(x->epoch, m->epoch.p, x->epoch_len);
+        if (m->epoch.n > TW_EPOCH_LEN) { /* not one of ours: keep it wrong, not empty */
+                x->epoch_len = 1;
+                x->epoch[0] = '!';
+        }
+        t->parks[t->nparks++] = f;
+        if (first) {
+                t->remote = R_SYNC;
+                pthread_mutex_unlock(&t->mu);
+                ctl_to_home(w, ctl_new(CTL_FOLLOW, name, 0));
+                return;
+        }
+        pthread_mutex_unlock(&t->mu);
+        return;
+refuse:
+        idle = topic_idle(t);
+        pthread_mutex_unlock(&t->mu);
+        if (idle)
+                topic_release(w, m->topic);
+        TW_INC(tw_worker_metrics(w)->broker_unavailable);
+        send_error(w, c, "unavailable", "the cluster broker is down; try again");
+}
+
+/* Publishes through Redis: worker 0 runs the script and answers on this worker. */
+static int remote_publish(tw_worker *w, tw_conn *c, bool http, tw_span topic, tw_span id,
+                          tw_span data)
+{
+        tw_frame *f;
+        struct ctl *m;
+
+        if (!tw_broker_is_up(tw_worker_topics(w)->broker)) {
+                TW_INC(tw_worker_metrics(w)->broker_unavailable);
+                return -ENOTCONN;
+        }
+        f = ctl_new(CTL_PUBLISH, topic, data.n);
+        if (!f)
+                return -ENOMEM;
+        m = (struct ctl *)f->data;
+        m->http = http;
+        m->worker = tw_worker_id(w);
+        m->slot = c ? tw_worker_slot(w, c) : UINT32_MAX;
+        m->gen = c ? c->gen : 0;
+        m->id_len = (uint8_t)id.n;
+        memcpy(m->id, id.p, id.n);
+        memcpy(m->data, data.p, data.n);
+        ctl_to_home(w, f);
+        return 0;
+}
+
+static void on_published(tw_worker *w, void *arg, struct redisReply *r)
+{
+        tw_frame *f = arg;
+        struct ctl *m = (struct ctl *)f->data;
+
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+            r->element[0]->type == REDIS_REPLY_INTEGER) {
+                m->status = 0;
+                m->seq = (uint64_t)r->element[0]->integer;
+                m->dup = r->element[2]->type == REDIS_REPLY_INTEGER && r->element[2]->integer == 1;
+                TW_INC(tw_worker_metrics(w)->broker_publishes);
+                if (m->dup)
+                        TW_INC(tw_worker_metrics(w)->publish_duplicates);
+        } else {
+                if (r && r->type == REDIS_REPLY_ERROR)
+                        fprintf(stderr, "tickwire: broker: publish failed: %.*s\n", (int)r->len,
+                                r->str);
+                m->status = -ENOTCONN;
+                TW_INC(tw_worker_metrics(w)->broker_unavailable);
+        }
+        m->kind = CTL_PUBLISHED;
+        ctl_post(w, m->worker, f);
+}
+
+/* Worker 0: runs the publish script for a CTL_PUBLISH. */
+static void home_publish(tw_worker *w, tw_frame *f)
+{
+        struct tw_topics *reg = tw_worker_topics(w);
+        struct ctl *m = (struct ctl *)f->data;
+        tw_span name = ctl_topic(m);
+        char meta[TW_TOPIC_MAX + 16], hist[TW_TOPIC_MAX + 16], idk[TW_TOPIC_MAX + TW_NAME_MAX + 16],
+            ch[TW_TOPIC_MAX + 8], maxlen[16], ep[TW_EPOCH_LEN + 1];
+        const char *a[9];
+        size_t n[9];
+        int k = 0, nkeys;
+
+        a[k] = meta, n[k++] = key_of(meta, sizeof meta, name, ":meta");
+        a[k] = hist, n[k++] = key_of(hist, sizeof hist, name, ":hist");
+        if (m->id_len) {
+                int len = snprintf(idk, sizeof idk, "tw:{%.*s}:id:%.*s", (int)name.n, name.p,
+                                   (int)m->id_len, m->id);
+
+                a[k] = idk, n[k++] = (size_t)len;
+        }
+        nkeys = k;
+        a[k] = m->data, n[k++] = m->data_len;
+        a[k] = maxlen,
+        n[k++] = (size_t)snprintf(maxlen, sizeof maxlen, "%u",
+                                  tw_worker_cfg(w)->history ? tw_worker_cfg(w)->history : 1);
+        a[k] = ch, n[k++] = key_of(ch, sizeof ch, name, "");
+        a[k] = ID_TTL, n[k++] = strlen(ID_TTL);
+        format_epoch(ep, fresh_epoch(w));
+        a[k] = ep, n[k++] = TW_EPOCH_LEN;
+        a[k] = "PUBLISH", n[k++] = 7;
+        if (tw_broker_script(reg->broker, TW_SCRIPT_PUBLISH, nkeys, k - nkeys, a, n, on_published,
+                             f) < 0)
+                on_published(w, f, NULL); /* takes f */
+}
+
+/* Worker k: a publish's answer for its client. */
+static void publish_answered(tw_worker *w, const struct ctl *m)
+{
+        tw_conn *c = tw_worker_conn(w, m->slot, m->gen);
+        char buf[160 + TW_TOPIC_MAX + TW_NAME_MAX];
+        int n;
+
+        if (!c)
+                return;
+        if (m->http) {
+                if (m->status < 0)
+                        n = snprintf(buf, sizeof buf, "{\"error\":\"unavailable\"}");
+                else
+                        n = snprintf(buf, sizeof buf, "{\"seq\":%" PRIu64 "%s}", m->seq,
+                                     m->dup ? ",\"duplicate\":true" : "");
+                tw_worker_answer(w, c, m->status < 0 ? 503 : 200, buf, (size_t)n);
+                return;
+        }
+        if (c->state != TW_CONN_OPEN)
+                return;
+        if (m->status < 0) {
+                n = snprintf(buf, sizeof buf,
+                             "{\"type\":\"error\",\"code\":\"unavailable\",\"topic\":\"%.*s\","
+                             "\"message\":\"the cluster broker is down; not published\"}",
+                             (int)m->topic_len, m->topic);
+        } else {
+                n = snprintf(buf, sizeof(buf),
+                             "{\"type\":\"published\",\"topic\":\"%.*s\",\"seq\":%" PRIu64
+                             "%s%.*s%s%s}",
+                             (int)m->topic_len, m->topic, m->seq, m->id_len ? ",\"id\":\"" : "",
+                             (int)m->id_len, m->id, m->id_len ? "\"" : "",
+                             m->dup ? ",\"duplicate\":true" : "");
+        }
+        tw_worker_send_text(w, c, buf, (size_t)n);
+}
+
+static void subscribe(tw_worker *w, tw_conn *c, const tw_msg *m);
+
+/* Worker k: a parked subscribe comes back (CTL_RESUB) or is refused (CTL_UNAVAIL). */
+static void parked_back(tw_worker *w, const struct ctl *x)
+{
+        tw_conn *c = tw_worker_conn(w, x->slot, x->gen);
+        tw_msg m = {.type = TW_MSG_SUBSCRIBE};
+
+        if (!c || c->state != TW_CONN_OPEN)
+                return;
+        if (x->kind == CTL_UNAVAIL) {
+                char buf[128 + TW_TOPIC_MAX];
+                int n = snprintf(buf, sizeof buf,
+                                 "{\"type\":\"error\",\"code\":\"unavailable\",\"topic\":\"%.*s\","
+                                 "\"message\":\"the cluster broker is down; subscribe again\"}",
+                                 (int)x->topic_len, x->topic);
+
+                TW_INC(tw_worker_metrics(w)->broker_unavailable);
+                tw_worker_send_text(w, c, buf, (size_t)n);
+                return;
+        }
+        m.topic = ctl_topic(x);
+        m.has_since = x->has_since;
+        m.since = x->since;
+        m.snapshot = x->snapshot;
+        m.epoch = (tw_span){x->epoch, x->epoch_len};
+        subscribe(w, c, &m);
+}
+
+/* Worker k: restart t's subscribers here at the new position and tell them. */
+static void resync_here(tw_worker *w, const struct ctl *x)
+{
+        struct tw_local *l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], x->topic_id);
+
+        for (uint32_t i = l ? l->n : 0; i-- > 0;) {
+                tw_conn *c;
+
+                if (i >= l->n)
+                        continue;
+                l->v[i].after = x->seq;
+                c = tw_worker_conn(w, l->v[i].slot, l->v[i].gen);
+                if (c && c->state == TW_CONN_OPEN)
+                        tw_worker_send_text(w, c, x->data, x->data_len);
+                l = wmap_get(&tw_worker_topics(w)->wmap[tw_worker_id(w)], x->topic_id);
+                if (!l)
+                        break;
+        }
+}
+
+static void ctl_dispatch(tw_worker *w, tw_frame *f)
+{
+        struct ctl *m = (struct ctl *)f->data;
+        int err;
+        tw_topic *t;
+
+        switch (m->kind) {
+        case CTL_FOLLOW:
+                t = topic_lock(w, ctl_topic(m), false, &err);
+                if (t && t->remote == R_SYNC && !t->loading) {
+                        char ch[TW_TOPIC_MAX + 8];
+
+                        if (tw_broker_is_up(tw_worker_topics(w)->broker)) {
+                                tw_broker_subscribe(
+                                    tw_worker_topics(w)->broker,
+                                    (tw_span){ch, key_of(ch, sizeof ch, ctl_topic(m), "")});
+                        } else {
+                                unpark(w, t, CTL_UNAVAIL);
+                                held_clear(t);
+                                t->remote = R_NONE;
+                        }
+                }
+                if (t) {
+                        bool idle = topic_idle(t);
+
+                        pthread_mutex_unlock(&t->mu);
+                        if (idle)
+                                topic_release(w, ctl_topic(m));
+                }
+                break;
+        case CTL_UNFOLLOW:
+                unfollow_later(w, ctl_topic(m));
+                break;
+        case CTL_PUBLISH:
+                home_publish(w, f);
+                return; /* f goes on to the answer */
+        case CTL_PUBLISHED:
+                publish_answered(w, m);
+                break;
+        case CTL_RESUB:
+        case CTL_UNAVAIL:
+                parked_back(w, m);
+                break;
+        case CTL_RESYNC:
+                resync_here(w, m);
+                break;
+        default:
+                break;
+        }
+        tw_frame_unref(f);
+}
+
+int tw_topic_cluster(struct tw_topics *r, const tw_config *cfg)
+{
+        static const tw_broker_events ev = {
+            .up = on_up, .down = on_down, .subscribed = on_subscribed, .message = on_message};
+
+        r->io = -1;
+        if (cfg->broker.kind == TW_BROKER_NONE)
+                return 0;
+        r->broker = tw_broker_new(cfg, &ev, r);
+        return r->broker ? 0 : -1;
+}
+
+void tw_topic_started(tw_worker *w)
+{
+        struct tw_topics *r = tw_worker_topics(w);
+
+        if (!r->broker || tw_worker_id(w) != 0)
+                return;
+        r->io = tw_worker_io_open(w, unfollow_now, r);
+        tw_broker_start(r->broker, w);
+}
+
+bool tw_topic_broker_up(tw_worker *w)
+{
+        return tw_broker_is_up(tw_worker_topics(w)->broker);
+}
+
+bool tw_topic_clustered(tw_worker *w)
+{
+        return cluster(w);
 }

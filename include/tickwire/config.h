@@ -32,6 +32,21 @@ typedef struct tw_listen {
  * --tls-listen entry, every --listen entry too (the default 127.0.0.1:8080 included), so
  * asking for TLS never silently yields plaintext. With a --tls-listen, --listen stays
  * plain and both run side by side. */
+enum tw_broker_kind { TW_BROKER_NONE = 0, TW_BROKER_REDIS, TW_BROKER_CLUSTER };
+
+#define TW_BROKER_MAX_HOSTS 8
+
+/* Where the cluster's Redis is (DESIGN 10). */
+typedef struct tw_broker_cfg {
+        uint8_t kind; /* enum tw_broker_kind */
+        uint8_t nhosts;
+        uint16_t db; /* SELECT, standalone only */
+        struct {
+                char host[64];
+                uint16_t port;
+        } hosts[TW_BROKER_MAX_HOSTS];
+} tw_broker_cfg;
+
 typedef struct tw_config {
         tw_listen listen[TW_MAX_LISTEN]; /* --listen (repeatable), --tls-listen */
         unsigned nlisten;
@@ -65,8 +80,14 @@ typedef struct tw_config {
         char origins[TW_MAX_ORIGINS][256]; /* --allowed-origin patterns (copied) */
         unsigned norigins;
         bool demo;            /* --demo: worker 0 publishes a synthetic market feed */
+        tw_broker_cfg broker; /* --broker; kind TW_BROKER_NONE = a node of its own */
+        char node_id[64];     /* --node-id (default: hostname-pid, filled by main) */
         char strings[6][512]; /* storage for values read from --config */
 } tw_config;
+
+/* Parses a --broker URL: redis://HOST:PORT[/DB] or redis-cluster://HOST:PORT,HOST:PORT,...
+ * (at most TW_BROKER_MAX_HOSTS seeds). 0, or -1 with a reason in err. Pure. */
+int tw_config_parse_broker(const char *url, tw_broker_cfg *out, char *err, size_t cap);
 
 /* Fills the documented defaults (127.0.0.1:8080, 30 s / 90 s, tick 10 ms, ...). */
 void tw_config_defaults(tw_config *c);

@@ -73,6 +73,10 @@ void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len);
 /* Output drained below --max-queue: go on with HTTP requests held back meanwhile. */
 void tw_conn_resume(struct tw_worker *w, tw_conn *c);
 
+/* The deferred answer to c's HTTP request (loop.h ops->answer): sent as a JSON body, then
+ * the requests that waited behind it are read. */
+void tw_conn_answer(struct tw_worker *w, tw_conn *c, int status, const char *body, size_t len);
+
 /* The peer shut down its sending side (recv returned 0). */
 void tw_conn_on_eof(struct tw_worker *w, tw_conn *c);
 

@@ -19,6 +19,7 @@
 
 struct tw_worker;
 struct tw_grant;
+struct tw_conn;
 
 #define TW_SUBPROTOCOL "tickwire.v1"
 
@@ -45,10 +46,12 @@ typedef struct tw_reply {
  * the lingering close) and returns true, or returns false and leaves r alone. */
 bool tw_endpoints_early(struct tw_worker *w, const tw_http_request *req, tw_reply *r);
 
-/* The answer to a whole request (head and body). `over_limit`: the connection is past a
- * connection limit (upgrades get 503, monitoring answers once and closes). */
-void tw_endpoints_answer(struct tw_worker *w, const tw_http_request *req, const char *body,
-                         size_t blen, bool over_limit, tw_reply *r);
+/* The answer to a whole request (head and body) on connection c. `over_limit`: the
+ * connection is past a connection limit (upgrades get 503, monitoring answers once and
+ * closes). Status 0: the answer comes later, through tw_worker_answer() (a publish that
+ * Redis sequences); c is named only for that. */
+void tw_endpoints_answer(struct tw_worker *w, struct tw_conn *c, const tw_http_request *req,
+                         const char *body, size_t blen, bool over_limit, tw_reply *r);
 
 /* Verifies a JWT as the server's flags ask (secret, audience, issuer, leeway); *g receives
  * its grant on TW_AUTH_OK. Also used for {"type":"refresh"} on an open session. */

@@ -63,6 +63,8 @@ enum tw_conn_flag {
                                           descriptor must not be closed yet */
         TW_CF_TLS = 1 << 14,           /* ext->tls is set: output is encrypted */
         TW_CF_TOKEN_EXPIRED = 1 << 15, /* told token_expired: closes at the grace deadline */
+        TW_CF_WAIT = 1 << 16,          /* HTTP: an answer comes later (tw_worker_answer); the
+                                          requests behind it wait */
 };
 
 struct tw_rx;    /* partial input: HTTP head/body, or a reader + message being assembled */
@@ -129,6 +131,10 @@ typedef struct tw_loop_ops {
         int (*deliver)(tw_worker *w, tw_conn *c, tw_frame *f);
         /* One post taken from this worker's mailbox, with the mailbox's reference. */
         void (*mailbox)(tw_worker *w, uint64_t key, tw_frame *f);
+        /* The deferred answer to c's HTTP request (TW_CF_WAIT): a JSON body. */
+        void (*answer)(tw_worker *w, tw_conn *c, int status, const char *body, size_t len);
+        /* The worker's thread is about to run its loop (set-up is done). May be NULL. */
+        void (*started)(tw_worker *w);
         /* --demo: publish one synthetic message. */
         void (*publish)(tw_worker *w, const char *topic, const char *data, size_t len);
 } tw_loop_ops;
@@ -243,6 +249,9 @@ void tw_worker_send_text(tw_worker *w, tw_conn *c, const void *p, size_t n);
  * that ended the connection. */
 int tw_worker_deliver(tw_worker *w, uint32_t slot, uint32_t gen, tw_frame *f);
 
+/* Answers c's waiting HTTP request (ops->answer). */
+void tw_worker_answer(tw_worker *w, tw_conn *c, int status, const char *body, size_t len);
+
 /* c's slot: with c->gen, a handle that outlives c safely. */
 uint32_t tw_worker_slot(const tw_worker *w, const tw_conn *c);
 
@@ -255,5 +264,26 @@ tw_conn *tw_worker_conn(tw_worker *w, uint32_t slot, uint32_t gen);
  * mailbox needs none: it is read at the end of every turn). k hands each post to
  * ops->mailbox. 0 or -ENOMEM (nothing posted). */
 int tw_worker_post(tw_worker *w, unsigned k, uint64_t key, tw_frame *f);
+
+/* ---- descriptors a module owns (the broker's Redis sockets) ---- */
+
+/* Driven by this worker's ring like the connections: the module queues an operation
+ * with its handler id and a tag of its own, and the handler runs on this worker with the
+ * completion's result (bytes, 0, or a negative errno; -ETIME for a timeout that fired).
+ * The buffers must stay valid until the completion. */
+#define TW_IO_MAX 4
+struct sockaddr;
+typedef void (*tw_io_fn)(tw_worker *w, void *arg, uint32_t tag, int res);
+
+/* Registers a handler: its id, or -ENOSPC (TW_IO_MAX). */
+int tw_worker_io_open(tw_worker *w, tw_io_fn fn, void *arg);
+void tw_worker_io_recv(tw_worker *w, int id, uint32_t tag, int fd, void *buf, size_t len);
+void tw_worker_io_send(tw_worker *w, int id, uint32_t tag, int fd, const void *buf, size_t len);
+void tw_worker_io_connect(tw_worker *w, int id, uint32_t tag, int fd, const struct sockaddr *sa,
+                          unsigned len);
+/* One timeout per handler at a time (it keeps the timespec). */
+void tw_worker_io_timeout(tw_worker *w, int id, uint32_t tag, uint64_t ms);
+/* Cancels everything queued on fd (their completions still come, with -ECANCELED). */
+void tw_worker_io_cancel_fd(tw_worker *w, int fd);
 
 #endif

@@ -90,6 +90,14 @@ typedef struct tw_metrics {
         tw_counter rate_limited;       /* messages refused by --max-message-rate */
         tw_counter publish_duplicates; /* publishes answered from their id, not published */
         tw_histogram detection;
+        /* --broker (DESIGN 10) */
+        tw_counter broker_up;          /* gauge: 1 while the broker's connections are up */
+        tw_counter broker_reconnects;  /* connection attempts after a loss */
+        tw_counter broker_publishes;   /* publishes Redis sequenced for this node */
+        tw_counter broker_unavailable; /* publishes and subscribes refused: broker down */
+        tw_counter broker_backfills;   /* seq jumps and reconnects filled from the stream */
+        tw_counter broker_resyncs;     /* topics whose subscribers were told to resync */
+        tw_histogram broker_rtt;       /* command round trips */
 } tw_metrics;
 
 /* Maps a close code to its counter slot. */
@@ -97,6 +105,10 @@ enum tw_close_slot tw_close_slot_of(uint16_t code);
 
 /* Records one detection latency. */
 void tw_histogram_observe(tw_histogram *h, uint64_t usec);
+
+/* Broker round trips: their own bounds, 50 us to 5 s. */
+extern const double tw_rtt_bounds[TW_DETECT_BUCKETS];
+void tw_histogram_observe_rtt(tw_histogram *h, uint64_t usec);
 
 /* Renders the sum of n workers' metrics as Prometheus text (prefix tickwire_) into
  * out[0..cap). `draining` is exported as tickwire_draining. Returns the length written,

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tickwire/broker.h"
+#include "tickwire/config.h"
 #include "tickwire/loop.h"
 #include "tickwire/frame.h"
 #include "tickwire/http.h"
@@ -48,10 +50,12 @@ void tw_topic_on_message(struct tw_worker *w, tw_conn *c, const tw_msg *m);
  * --max-topics, -ENOMEM. */
 int64_t tw_topic_publish(struct tw_worker *w, tw_span name, tw_span data, tw_span id, bool *dup);
 
-/* POST /publish?topic=T[&id=I]: fills status and a JSON body ({"seq":S}, with
- * "duplicate":true when id repeats a publish the topic remembers, or an error). */
-int tw_topic_http_publish(struct tw_worker *w, tw_span topic, tw_span id, const char *body,
-                          size_t len, char *out, size_t cap, size_t *out_len);
+/* POST /publish?topic=T[&id=I] on connection c: fills status and a JSON body ({"seq":S},
+ * with "duplicate":true when id repeats a publish the topic remembers, or an error). With
+ * --broker the answer comes later: 0 is returned, and Redis's answer reaches c through
+ * tw_worker_answer(). */
+int tw_topic_http_publish(struct tw_worker *w, tw_conn *c, tw_span topic, tw_span id,
+                          const char *body, size_t len, char *out, size_t cap, size_t *out_len);
 
 /* c's token was replaced: drop the subscriptions its grant no longer allows, telling the
  * client with a `forbidden` error naming each topic. */
@@ -66,6 +70,19 @@ void tw_topic_replay_refill(struct tw_worker *w, tw_conn *c);
 /* One post from this worker's mailbox (loop.h): hands f, a message of topic incarnation
  * `id`, to this worker's subscribers of it; consumes the mailbox's reference. */
 void tw_topic_deliver(struct tw_worker *w, uint64_t id, tw_frame *f);
+
+/* ---- the cluster (--broker, DESIGN 10) ---- */
+
+/* Sets up the broker for cfg->broker (before the workers start); 0, or -1 with a line on
+ * stderr. Without --broker nothing changes. */
+int tw_topic_cluster(struct tw_topics *r, const tw_config *cfg);
+
+/* On each worker's thread before its loop: worker 0 starts the broker. */
+void tw_topic_started(struct tw_worker *w);
+
+/* Whether this server is a cluster node, and whether its broker is connected now. */
+bool tw_topic_clustered(struct tw_worker *w);
+bool tw_topic_broker_up(struct tw_worker *w);
 
 /* ---- pure parts, exposed for tests ---- */
 
