@@ -28,8 +28,9 @@ def command(port, *args, timeout=2):
 
 
 class Redis:
-    def __init__(self, port=None):
+    def __init__(self, port=None, persist=False):
         self.port = port or free_port()
+        self.persist = persist
         self.dir = tempfile.mkdtemp(prefix="tw-redis-")
         self.proc = None
         self.start()
@@ -37,7 +38,8 @@ class Redis:
     def start(self):
         self.proc = subprocess.Popen(
             [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
+             "--appendonly", "yes" if self.persist else "no", "--appendfsync", "always",
+             "--dir", self.dir, "--daemonize", "no",
              "--loglevel", "warning"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10

@@ -1,0 +1,292 @@
+"""Cluster on one Redis (DESIGN 10, issue 12), with a real redis-server on a port of its
+own: publishes through any node reach subscribers on every node with Redis's seqs and
+epoch; a node killed with SIGKILL loses nothing for clients that resume elsewhere; an id
+retried on another node is applied once; Redis going away and coming back (with its data,
+and empty) is survived truthfully: `unavailable`, backfill, `resync`."""
+import json
+import os
+import signal
+import threading
+import time
+import unittest
+
+from redistest import Redis
+from twtest import WS, Server, get, metrics, publish_http, wait_for
+
+
+def node(redis, *args, workers=2):
+    return Server("--broker", redis.url(), *args, workers=workers)
+
+
+def wait_broker(srv, up=True, timeout=10):
+    want = "broker=up" if up else "broker=down"
+    assert wait_for(lambda: want in get(srv.port, "/healthz")[2].decode(), timeout), want
+
+
+class Subscriber:
+    """One client of topic `topic`: subscribes on ports[0]; when its node dies it moves to
+    the next port and resumes with since + epoch, as the client library does. Every
+    message's seq is kept, in arrival order; `resyncs` counts resync notices."""
+
+    def __init__(self, ports, topic):
+        self.ports, self.topic = list(ports), topic
+        self.seqs, self.epochs, self.resyncs, self.moves = [], set(), 0, 0
+        self.epoch, self.last = None, 0
+        self.stop = False
+        self.ready = threading.Event()
+        self.error = None
+        self.ws = self._connect()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _connect(self):
+        ws = WS(self.ports[0])
+        req = {"type": "subscribe", "topic": self.topic}
+        if self.epoch is not None:
+            req.update(since=self.last, epoch=self.epoch)
+        ws.send_text(json.dumps(req))
+        while True:
+            m = json.loads(ws.recv_text(timeout=10))
+            if m["type"] == "subscribed":
+                if self.epoch is not None and not m.get("recovered"):
+                    raise AssertionError("resume not recovered: %r" % m)
+                self.epoch = m["epoch"]
+                return ws
+            self._take(m)
+
+    def _take(self, m):
+        if m["type"] == "message":
+            self.seqs.append(m["seq"])
+            self.last = m["seq"]
+        elif m["type"] == "resync":
+            self.resyncs += 1
+            self.epochs.add(m["epoch"])
+
+    def _run(self):
+        self.ready.set()
+        while not self.stop:
+            try:
+                m = json.loads(self.ws.recv_text(timeout=0.5))
+            except TimeoutError:
+                continue
+            except (EOFError, OSError):
+                try:
+                    self.ws.sock.close()
+                except OSError:
+                    pass
+                if self.stop:
+                    return
+                self.ports = self.ports[1:] + self.ports[:1]
+                self.moves += 1
+                for _ in range(100):
+                    try:
+                        self.ws = self._connect()
+                        break
+                    except (OSError, EOFError, ConnectionError):
+                        time.sleep(0.05)
+                else:
+                    self.error = "could not reconnect"
+                    return
+                continue
+            except Exception as e:  # noqa: BLE001 - reported by the test
+                self.error = repr(e)
+                return
+            self._take(m)
+
+    def wait_for_seq(self, n, timeout=20):
+        return wait_for(lambda: self.last >= n or self.error, timeout) and not self.error
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        try:
+            self.ws.close()
+        except OSError:
+            pass
+
+
+class Publisher:
+    """Publishes `data` i = 1, 2, ... on topic through a WebSocket on one node at `rate`
+    per second, with an id per message; keeps the seqs Redis acknowledged and counts the
+    `unavailable` answers."""
+
+    def __init__(self, port, topic, rate, ids=True):
+        self.ws = WS(port)
+        self.topic, self.rate, self.ids = topic, rate, ids
+        self.acked, self.unavailable, self.sent = [], 0, 0
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        self.reader.start()
+
+    def _run(self):
+        t0 = time.time()
+        while not self.stop:
+            self.sent += 1
+            msg = {"type": "publish", "topic": self.topic, "data": self.sent}
+            if self.ids:
+                msg["id"] = "m%d" % self.sent
+            self.ws.send_text(json.dumps(msg))
+            delay = t0 + self.sent / self.rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
+
+    def _read(self):
+        while True:
+            try:
+                m = json.loads(self.ws.recv_text(timeout=1))
+            except TimeoutError:
+                if self.stop:
+                    return
+                continue
+            except (EOFError, OSError):
+                return
+            if m["type"] == "published":
+                self.acked.append(m["seq"])
+            elif m.get("code") == "unavailable":
+                self.unavailable += 1
+
+    def finish(self, timeout=10):
+        self.stop = True
+        self.thread.join(5)
+        want = self.sent
+        wait_for(lambda: len(self.acked) + self.unavailable >= want, timeout)
+        self.reader.join(timeout)
+        self.ws.close()
+
+
+class Cluster(unittest.TestCase):
+    def setUp(self):
+        self.redis = Redis()
+        self.addCleanup(self.redis.close)
+
+    def nodes(self, n, *args):
+        out = []
+        for _ in range(n):
+            s = node(self.redis, *args)
+            self.addCleanup(s.stop)
+            out.append(s)
+        for s in out:
+            wait_broker(s)
+        return out
+
+    def test_1_three_nodes_same_seqs_and_epoch(self):
+        a, b, c = self.nodes(3)
+        subs = [Subscriber([p], "t1") for p in (a.port, b.port, c.port) for _ in range(2)]
+        for s in subs:
+            self.addCleanup(s.close)
+        epochs = {s.epoch for s in subs}
+        self.assertEqual(len(epochs), 1, "one epoch for the topic on every node")
+        pub = WS(a.port)
+        for i in range(1, 201):
+            pub.send_text(json.dumps({"type": "publish", "topic": "t1", "data": i}))
+        seqs = [json.loads(pub.recv_text())["seq"] for _ in range(200)]
+        self.assertEqual(seqs, list(range(1, 201)))
+        st, _, body = publish_http(b.port, "t1", b'{"via":"http"}')
+        self.assertEqual((st, json.loads(body)), (200, {"seq": 201}))
+        for s in subs:
+            self.assertTrue(s.wait_for_seq(201), s.error)
+            self.assertEqual(s.seqs, list(range(1, 202)))
+        # Late joiners anywhere see the same position and epoch, and resume from Redis.
+        late = WS(c.port)
+        late.send_text(json.dumps({"type": "subscribe", "topic": "t1", "since": 195,
+                                   "epoch": epochs.pop()}))
+        got = [json.loads(late.recv_text()) for _ in range(7)]
+        self.assertEqual([m["seq"] for m in got[:6]], list(range(196, 202)))
+        self.assertEqual(got[6]["type"], "subscribed")
+        self.assertTrue(got[6]["recovered"])
+        m = metrics(a.port)
+        self.assertEqual(m.get("tickwire_broker_up"), 1)
+        self.assertGreaterEqual(m.get("tickwire_broker_publishes_total", 0), 200)
+
+    def test_2_kill_a_node_subscribers_resume_elsewhere(self):
+        a, b, c = self.nodes(3)
+        subs = [Subscriber([b.port, c.port], "t2") for _ in range(5)]
+        for s in subs:
+            self.addCleanup(s.close)
+        pub = Publisher(a.port, "t2", rate=1000)
+        time.sleep(1.0)
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait()
+        time.sleep(1.5)
+        pub.finish()
+        self.assertEqual(pub.unavailable, 0)
+        n = max(pub.acked)
+        self.assertGreater(n, 1000)
+        for s in subs:
+            self.assertTrue(s.wait_for_seq(n), s.error)
+            self.assertEqual(s.moves, 1, "moved from the dead node to the other")
+            self.assertEqual(s.seqs, list(range(1, n + 1)), "exactly 1..N, no gap, no repeat")
+
+    def test_3_retried_id_on_another_node_is_applied_once(self):
+        a, b = self.nodes(2)
+        sub = Subscriber([b.port], "t3")
+        self.addCleanup(sub.close)
+        st, _, body = publish_http(a.port, "t3&id=order-17", b'{"px":1}')
+        self.assertEqual((st, json.loads(body)), (200, {"seq": 1}))
+        # The ack was "lost": the client retries through the other node.
+        st, _, body = publish_http(b.port, "t3&id=order-17", b'{"px":1}')
+        self.assertEqual((st, json.loads(body)), (200, {"seq": 1, "duplicate": True}))
+        ws = WS(b.port)
+        ws.send_text(json.dumps({"type": "publish", "topic": "t3", "data": 2, "id": "order-17"}))
+        self.assertEqual(json.loads(ws.recv_text()), {"type": "published", "topic": "t3",
+                                                      "seq": 1, "id": "order-17",
+                                                      "duplicate": True})
+        publish_http(a.port, "t3", b'"next"')
+        self.assertTrue(sub.wait_for_seq(2), sub.error)
+        self.assertEqual(sub.seqs, [1, 2])
+
+    def test_4_redis_away_for_5s_then_back_with_its_data(self):
+        # Redis keeps its data across the restart here (append-only file, fsync always).
+        self.redis.close()
+        self.redis = Redis(persist=True)
+        self.addCleanup(self.redis.close)
+        a, b = self.nodes(2)
+        subs = [Subscriber([p], "t4") for p in (a.port, b.port)]
+        for s in subs:
+            self.addCleanup(s.close)
+        pub = Publisher(a.port, "t4", rate=200)
+        time.sleep(1.0)
+        self.redis.stop()
+        wait_broker(a, up=False)
+        time.sleep(5)
+        self.redis.start()
+        wait_broker(a)
+        wait_broker(b)
+        time.sleep(1.0)
+        pub.finish()
+        self.assertGreater(pub.unavailable, 0, "publishes were refused while Redis was away")
+        n = max(pub.acked)
+        for s in subs:
+            self.assertTrue(s.wait_for_seq(n), s.error)
+            self.assertEqual(s.moves, 0, "every client connection was kept")
+            self.assertEqual(s.seqs, list(range(1, n + 1)), "every accepted message once")
+            self.assertEqual(s.resyncs, 0)
+        self.assertTrue(set(pub.acked) <= set(subs[0].seqs))
+        self.assertGreaterEqual(metrics(b.port).get("tickwire_broker_reconnects_total", 0), 1)
+
+    def test_5_redis_restarted_empty_gives_resync(self):
+        a, b = self.nodes(2)
+        sub = Subscriber([b.port], "t5")
+        self.addCleanup(sub.close)
+        old = sub.epoch
+        for i in range(5):
+            publish_http(a.port, "t5", b"%d" % i)
+        self.assertTrue(sub.wait_for_seq(5), sub.error)
+        self.redis.stop()
+        self.redis.start()  # no persistence: everything is gone
+        wait_broker(a)
+        wait_broker(b)
+        assert wait_for(lambda: sub.resyncs >= 1, 10), "subscriber told to resync"
+        self.assertNotIn(old, sub.epochs, "the resync names the new epoch")
+        st, _, body = publish_http(a.port, "t5", b'"after"')
+        self.assertEqual(st, 200)
+        # Seq 1 again, but of the new epoch, announced before it: never a silent reuse.
+        assert wait_for(lambda: len(sub.seqs) >= 6, 10)
+        self.assertEqual(sub.seqs, [1, 2, 3, 4, 5, json.loads(body)["seq"]])
+        self.assertGreaterEqual(metrics(b.port).get("tickwire_broker_resyncs_total", 0), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
