@@ -238,7 +238,7 @@ static const tw_flag opts[] = {
      .kind = TW_FLAG_CUSTOM,
      .arg = "URL",
      .group = "Cluster",
-     .help = "redis://HOST:PORT[/DB] or redis-cluster://HOST:PORT,... (DESIGN 10)"},
+     .help = "redis://HOST:PORT[/DB] or redis-cluster://H:P,H:P"},
     {.name = "node-id",
      .id = O_NODE_ID,
      .kind = TW_FLAG_CUSTOM,
@@ -932,7 +932,7 @@ static const char *fmt_default(const tw_flag *f, const void *ctx, char *buf, siz
         case O_DEMO:
                 return "off";
         case O_BROKER:
-                return "none: a node of its own";
+                return "none: standalone";
         case O_NODE_ID:
                 return "hostname-pid";
         case O_TLS_LISTEN:

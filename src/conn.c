@@ -808,8 +808,8 @@ static int send_reply(struct tw_worker *w, tw_conn *c, tw_reply *r)
                 return ret;
         }
         if (r->status == 0) { /* answered later: tw_conn_answer */
+                c->flags |= TW_CF_WAIT | (r->close ? TW_CF_WAIT_CLOSE : 0);
                 tw_reply_done(r);
-                c->flags |= TW_CF_WAIT;
                 tw_worker_arm(w, c, tw_worker_now(w) + tw_worker_cfg(w)->handshake_timeout_ms);
                 return HTTP_CONTINUE;
         }
@@ -980,11 +980,15 @@ void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
 
 void tw_conn_answer(struct tw_worker *w, tw_conn *c, int status, const char *body, size_t len)
 {
-        tw_reply r = {.status = status, .ctype = "application/json", .body = body, .blen = len};
+        tw_reply r = {.status = status,
+                      .ctype = "application/json",
+                      .body = body,
+                      .blen = len,
+                      .close = c->flags & TW_CF_WAIT_CLOSE};
 
         if (c->state != TW_CONN_HTTP || !(c->flags & TW_CF_WAIT))
                 return;
-        c->flags &= ~TW_CF_WAIT;
+        c->flags &= ~(TW_CF_WAIT | TW_CF_WAIT_CLOSE);
         if (send_reply(w, c, &r) == HTTP_CONTINUE)
                 tw_conn_resume(w, c);
 }

@@ -2024,7 +2024,9 @@ static void home_publish(tw_worker *w, tw_frame *f)
         a[k] = ID_TTL, n[k++] = strlen(ID_TTL);
         format_epoch(ep, fresh_epoch(w));
         a[k] = ep, n[k++] = TW_EPOCH_LEN;
-        a[k] = "PUBLISH", n[k++] = 7;
+        a[k] = tw_broker_publish_verb(reg->broker);
+        n[k] = strlen(a[k]);
+        k++;
         if (tw_broker_script(reg->broker, TW_SCRIPT_PUBLISH, nkeys, k - nkeys, a, n, on_published,
                              f) < 0)
                 on_published(w, f, NULL); /* takes f */

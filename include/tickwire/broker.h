@@ -69,6 +69,12 @@ int tw_broker_script(tw_broker *b, enum tw_broker_script which, int nkeys, int n
 void tw_broker_subscribe(tw_broker *b, tw_span channel);
 void tw_broker_unsubscribe(tw_broker *b, tw_span channel);
 
+/* PUBLISH, or SPUBLISH in Redis Cluster (the publish script's last argument). */
+const char *tw_broker_publish_verb(const tw_broker *b);
+
+/* Redis Cluster's slot of a key (CRC16 of its {hash tag}, or of the whole key). Pure. */
+unsigned tw_broker_slot(tw_span key);
+
 /* The scripts' text, for the README and tests. */
 extern const char *const tw_broker_scripts[TW_SCRIPT__COUNT];
 

@@ -65,6 +65,7 @@ enum tw_conn_flag {
         TW_CF_TOKEN_EXPIRED = 1 << 15, /* told token_expired: closes at the grace deadline */
         TW_CF_WAIT = 1 << 16,          /* HTTP: an answer comes later (tw_worker_answer); the
                                           requests behind it wait */
+        TW_CF_WAIT_CLOSE = 1 << 17,    /* ... and the request asked for Connection: close */
 };
 
 struct tw_rx;    /* partial input: HTTP head/body, or a reader + message being assembled */
