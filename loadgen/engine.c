@@ -338,11 +338,11 @@ static void release_parts(lg_conn *c)
  * port range for a free 4-tuple on every connect, O(connections) each, which measured as
  * half the loadgen's CPU at 15k connections. Threads take interleaved pairs; a pair still
  * in use (a listener on it: the server's own port) is skipped. */
-static struct sockaddr_in next_source(lg_thread *t)
+static struct sockaddr_in next_source(lg_thread *t, const lg_conn *c)
 {
         const lg_opts *o = t->eng->o;
         const unsigned nsrc = o->nsources ? o->nsources : 1;
-        const struct sockaddr_in *dst = (const struct sockaddr_in *)&o->target;
+        const struct sockaddr_in *dst = &o->targets[c->tgt];
         uint64_t k = t->idx + t->port_cursor++ * t->eng->nthreads;
         struct sockaddr_in src = {.sin_family = AF_INET};
 
@@ -351,13 +351,13 @@ static struct sockaddr_in next_source(lg_thread *t)
         return src;
 }
 
-static int bind_source(lg_thread *t, int fd)
+static int bind_source(lg_thread *t, const lg_conn *c, int fd)
 {
         int one = 1;
 
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         for (int tries = 0; tries < LG_BIND_TRIES; tries++) {
-                struct sockaddr_in src = next_source(t);
+                struct sockaddr_in src = next_source(t, c);
 
                 if (bind(fd, (struct sockaddr *)&src, sizeof(src)) == 0)
                         return 0;
@@ -391,6 +391,10 @@ static void maybe_release(lg_thread *t, lg_conn *c)
         }
         c->flags &= ~LG_CF_REOPEN;
         c->state = LG_IDLE;
+        /* storm over several targets: a node that failed us is probably gone, so the
+         * next attempt goes to the next one (its clients spread over the others). */
+        if (o->scenario == LG_SC_STORM)
+                c->tgt = (uint8_t)((c->tgt + 1u) % o->ntargets);
         if (c->hint_ms != UINT32_MAX) {
                 delay_ms = c->hint_ms;
                 c->hint_ms = UINT32_MAX;
@@ -535,7 +539,7 @@ static int socket_sync(lg_thread *t, lg_conn *c)
                 setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg_linger0, sizeof(lg_linger0));
         if ((c->flags & LG_CF_HIT) && o->scenario == LG_SC_SLOW && o->slow_rcvbuf)
                 setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &t->slow_rcvbuf, sizeof(t->slow_rcvbuf));
-        ret = bind_source(t, fd);
+        ret = bind_source(t, c, fd);
         if (ret == 0 && io_uring_register_files_update(&t->ring, slot_of(t, c), &fd, 1) < 0)
                 ret = -EMFILE;
         close(fd); /* on success the slot holds the socket now */
@@ -570,11 +574,12 @@ static void queue_bind_connect(lg_thread *t, lg_conn *c)
          * entry is not handed out again before that. */
         struct sockaddr_in *src = &t->bind_addr[sqe - t->ring.sq.sqes];
 
-        *src = next_source(t);
+        *src = next_source(t, c);
         tw_prep_bind(sqe, slot, (struct sockaddr *)src, sizeof(*src));
         chain_step(t, c, sqe, LG_K_BIND);
         sqe = io_uring_get_sqe(&t->ring);
-        io_uring_prep_connect(sqe, slot, (struct sockaddr *)&o->target, sizeof(o->target));
+        io_uring_prep_connect(sqe, slot, (struct sockaddr *)&o->targets[c->tgt],
+                              sizeof(o->targets[c->tgt]));
         sqe->flags |= IOSQE_FIXED_FILE;
         io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_CONNECT));
         c->inflight++;
@@ -650,8 +655,9 @@ static void start_connect(lg_thread *t, lg_conn *c)
                         return;
                 }
                 sqe = tw_ring_sqe(&t->ring);
-                io_uring_prep_connect(sqe, (int)slot_of(t, c), (struct sockaddr *)&o->target,
-                                      sizeof(o->target));
+                io_uring_prep_connect(sqe, (int)slot_of(t, c),
+                                      (struct sockaddr *)&o->targets[c->tgt],
+                                      sizeof(o->targets[c->tgt]));
                 sqe->flags |= IOSQE_FIXED_FILE;
                 io_uring_sqe_set_data64(sqe, ud_of(t, c, LG_K_CONNECT));
                 c->inflight++;
@@ -741,7 +747,7 @@ static void send_upgrade(lg_thread *t, lg_conn *c)
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
-                     o->path, o->target_text, c->hs->key,
+                     o->path, o->target_texts[c->tgt], c->hs->key,
                      (c->flags & LG_CF_PUB) && o->publish_token ? "Authorization: Bearer " : "",
                      (c->flags & LG_CF_PUB) && o->publish_token ? o->publish_token : "",
                      (c->flags & LG_CF_PUB) && o->publish_token ? "\r\n" : "");
@@ -836,8 +842,11 @@ static void opened(lg_thread *t, lg_conn *c)
         TW_INC(t->c.open);
         TW_INC(t->c.established);
         lg_hist_add(&t->handshake_us, took);
+        t->est_target[c->tgt]++;
         if (c->flags & LG_CF_EVER) {
                 TW_INC(t->c.reconnects);
+                if (c->sess_tgt != c->tgt)
+                        t->moved_target[c->tgt]++;
                 event(t, LG_EV_RECONNECT, c->id, took / 1000.0);
         } else {
                 TW_INC(t->c.established_first);
@@ -849,6 +858,7 @@ static void opened(lg_thread *t, lg_conn *c)
         }
         c->flags |= LG_CF_EVER;
         c->attempt = 0;
+        c->sess_tgt = c->tgt;
         tw_wheel_cancel(&t->wheel, &c->timer);
         if (t->subs)
                 lg_market_on_open(t, c);
@@ -1521,6 +1531,7 @@ static int thread_setup(lg_thread *t)
 
                 tw_timer_init(&c->timer);
                 c->id = t->idx + k * t->eng->nthreads;
+                c->tgt = c->sess_tgt = (uint8_t)(c->id % o->ntargets);
                 c->hint_ms = UINT32_MAX;
                 if (lg_scenario_hits(o, c->id))
                         c->flags |= LG_CF_HIT;
@@ -1769,6 +1780,26 @@ void lg_engine_free(lg_engine *e)
         lg_market_free(&e->mkt);
         tw_tls_ctx_free(e->tls);
         e->tls = NULL;
+}
+
+void lg_engine_per_target(const lg_engine *e, uint64_t *est, uint64_t *open, uint64_t *moved)
+{
+        unsigned n = e->o->ntargets;
+
+        memset(est, 0, n * sizeof(*est));
+        memset(open, 0, n * sizeof(*open));
+        memset(moved, 0, n * sizeof(*moved));
+        for (unsigned i = 0; i < e->nthreads; i++) {
+                const lg_thread *t = &e->threads[i];
+
+                for (unsigned k = 0; k < n; k++) {
+                        est[k] += t->est_target[k];
+                        moved[k] += t->moved_target[k];
+                }
+                for (uint32_t k = 0; k < t->nconns; k++)
+                        if (t->conns[k].state == LG_OPEN || t->conns[k].state == LG_PAUSED)
+                                open[t->conns[k].tgt]++;
+        }
 }
 
 void lg_engine_sum(const lg_engine *e, lg_counters *out)

@@ -73,6 +73,8 @@ typedef struct lg_conn {
         uint8_t flags;      /* enum lg_conn_flag */
         uint8_t inflight;   /* requests in flight on the slot */
         uint8_t attempt;    /* reconnect attempts since the last session */
+        uint8_t tgt;        /* index in o->targets this client connects to */
+        uint8_t sess_tgt;   /* the target of its last session (storm: moved when != tgt) */
 } lg_conn;
 
 /* A power-silent client, for matching the server's detect lines after the run. */
@@ -140,6 +142,10 @@ typedef struct lg_thread {
         lg_hist close_us;     /* graceful: Close to echo */
         lg_hist e2e_us;       /* pub/sub: publish timestamp to delivery */
         lg_samples detect_ms; /* app silence detections */
+        /* Per target (o->targets), clients only; written by this thread, read after the
+         * join. */
+        uint64_t est_target[LG_MAX_TARGETS];   /* 101s, reconnects included */
+        uint64_t moved_target[LG_MAX_TARGETS]; /* reconnects here from another target */
         lg_power_rec *power;
         size_t npower, power_cap;
         lg_event *events;
@@ -173,6 +179,10 @@ void lg_engine_free(lg_engine *e);
 
 /* Live totals over all threads (relaxed reads). */
 void lg_engine_sum(const lg_engine *e, lg_counters *out);
+
+/* After the join: per target, 101s received, sessions open at the end and reconnects
+ * that moved there (arrays of o->ntargets). */
+void lg_engine_per_target(const lg_engine *e, uint64_t *est, uint64_t *open, uint64_t *moved);
 
 /* Run clock, microseconds since the engine started. */
 uint64_t lg_engine_now_us(const lg_engine *e);

@@ -515,6 +515,7 @@ static void summarize(lg_run *r)
         s->exp_max = r->exp_max;
         s->first_drop_ms = r->e.first_drop_us ? (r->e.first_drop_us - 1) / 1000.0 : -1;
         s->all_back_ms = w->all_back_ms;
+        lg_engine_per_target(&r->e, s->tgt_est, s->tgt_open, s->tgt_moved);
         s->peak_accept_per_s = w->peak_rate;
         summarize_server(r);
         read_rss(&s->rss_kib, &s->hwm_kib);

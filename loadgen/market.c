@@ -157,6 +157,15 @@ void lg_market_scan(const uint8_t *p, size_t n, lg_msg_view *v)
         } else if (starts(p, n, LIT("{\"type\":\"subscribed\""))) {
                 v->kind = LG_MSG_SUBSCRIBED;
                 v->seq = digits_after(p, n, LIT("\"seq\":"), &at);
+                if ((at = memmem(p, n, LIT("\"epoch\":\"")))) {
+                        const uint8_t *e = at + sizeof("\"epoch\":\"") - 1;
+                        const uint8_t *q = memchr(e, '"', (size_t)(p + n - e));
+
+                        if (q) {
+                                v->epoch = e;
+                                v->elen = (size_t)(q - e);
+                        }
+                }
                 if (memmem(p, n, LIT("\"recovered\":true")))
                         v->recovered = 1;
                 else if (memmem(p, n, LIT("\"recovered\":false")))
@@ -216,10 +225,13 @@ void lg_market_on_open(lg_thread *t, lg_conn *c)
 
         lg_market_topic_name(s->topic, name);
         if ((s->flags & LG_SUB_HAVE) && t->eng->o->scenario == LG_SC_STORM) {
-                /* Came back after a drop: ask for what we missed. */
+                /* Came back after a drop (maybe on another node): ask for what we missed,
+                 * in the epoch our seq belongs to. */
                 n = snprintf(msg, sizeof(msg),
-                             "{\"type\":\"subscribe\",\"topic\":\"%s\",\"since\":%" PRIu64 "}",
-                             name, s->last);
+                             "{\"type\":\"subscribe\",\"topic\":\"%s\",\"since\":%" PRIu64
+                             "%s%.*s%s}",
+                             name, s->last, s->elen ? ",\"epoch\":\"" : "", (int)s->elen, s->epoch,
+                             s->elen ? "\"" : "");
                 s->flags |= LG_SUB_RESUMING;
                 TW_INC(t->c.resumes);
         } else {
@@ -249,8 +261,12 @@ static void on_topic_message(lg_thread *t, lg_conn *c, lg_sub *s, const lg_msg_v
                 s->flags |= LG_SUB_HAVE;
                 return;
         }
-        if (v->seq <= s->last)
-                return; /* a replay we already had */
+        if (v->seq <= s->last) {
+                /* Seen already, or going backwards: the epoch has not changed (that
+                 * comes with a subscribed, which resets last). */
+                TW_INC(t->c.duplicates);
+                return;
+        }
         lost = v->seq - s->last - 1;
         s->last = v->seq;
         if (!lost) {
@@ -272,10 +288,26 @@ static void on_topic_message(lg_thread *t, lg_conn *c, lg_sub *s, const lg_msg_v
 
 static void on_subscribed(lg_thread *t, lg_sub *s, const lg_msg_view *v)
 {
+        bool other_epoch = false;
+
         TW_INC(t->c.subscribed);
         s->flags &= ~LG_SUB_WAIT;
         if (v->seq == UINT64_MAX)
                 return;
+        if (v->epoch) {
+                other_epoch =
+                    s->elen && (s->elen != v->elen || memcmp(s->epoch, v->epoch, v->elen));
+                s->elen = v->elen <= sizeof(s->epoch) ? (uint8_t)v->elen : 0;
+                memcpy(s->epoch, v->epoch, s->elen);
+        }
+        if (other_epoch && v->recovered < 0) {
+                /* Another incarnation of the topic (a plain subscribe elsewhere): its
+                 * seqs are not comparable with ours. */
+                s->last = v->seq;
+                s->flags |= LG_SUB_HAVE;
+                s->flags &= ~LG_SUB_RESUMING;
+                return;
+        }
         if (v->recovered == 0) {
                 /* History no longer reaches our seq, or the server restarted and its
                  * topic starts over: what is gone cannot be counted, start afresh. */
@@ -400,13 +432,14 @@ static void publish_one(lg_thread *t, lg_conn *c, lg_pub *p, char *buf, size_t c
         lg_market_topic_name(topic, name);
         if (o->pub_via == LG_PUB_HTTP) {
                 dlen = lg_market_data(m, buf, t->now_us, o->payload);
-                hlen = (size_t)snprintf(
-                    head, sizeof(head),
-                    "POST /publish?topic=%s HTTP/1.1\r\nHost: %s\r\n"
-                    "Content-Type: application/json\r\n"
-                    "Content-Length: %zu\r\n%s%s%s\r\n",
-                    name, o->target_text, dlen, o->publish_token ? "Authorization: Bearer " : "",
-                    o->publish_token ? o->publish_token : "", o->publish_token ? "\r\n" : "");
+                hlen = (size_t)snprintf(head, sizeof(head),
+                                        "POST /publish?topic=%s HTTP/1.1\r\nHost: %s\r\n"
+                                        "Content-Type: application/json\r\n"
+                                        "Content-Length: %zu\r\n%s%s%s\r\n",
+                                        name, o->target_texts[c->tgt], dlen,
+                                        o->publish_token ? "Authorization: Bearer " : "",
+                                        o->publish_token ? o->publish_token : "",
+                                        o->publish_token ? "\r\n" : "");
                 lg_conn_queue(t, c, head, hlen);
                 lg_conn_queue(t, c, buf, dlen);
         } else {

@@ -36,13 +36,17 @@ struct lg_thread;
 struct lg_conn;
 struct lg_engine;
 
+#define LG_EPOCH_MAX 24 /* the server's epochs are 16 hex digits */
+
 /* What a subscriber knows of its topic. */
 typedef struct lg_sub {
-        uint64_t last;  /* highest seq seen (or the subscribe's starting seq) */
-        uint32_t topic; /* topic index */
-        uint8_t flags;  /* enum lg_sub_flag */
-        uint8_t hlen;   /* bytes in head */
-        uint8_t *head;  /* first bytes of a message split across reads; NULL otherwise */
+        uint64_t last;            /* highest seq seen (or the subscribe's starting seq) */
+        uint32_t topic;           /* topic index */
+        uint8_t flags;            /* enum lg_sub_flag */
+        uint8_t hlen;             /* bytes in head */
+        uint8_t elen;             /* bytes in epoch; 0: none known (or too long to keep) */
+        char epoch[LG_EPOCH_MAX]; /* the topic incarnation `last` belongs to */
+        uint8_t *head;            /* first bytes of a message split across reads; NULL otherwise */
 } lg_sub;
 
 enum lg_sub_flag {
@@ -92,7 +96,7 @@ size_t lg_market_data(const lg_market *m, char *out, uint64_t t_us, uint32_t pay
 enum lg_msg_kind {
         LG_MSG_OTHER = 0,
         LG_MSG_MESSAGE,    /* seq, t (t = UINT64_MAX when absent) */
-        LG_MSG_SUBSCRIBED, /* seq, recovered (-1 absent, 0, 1) */
+        LG_MSG_SUBSCRIBED, /* seq, recovered (-1 absent, 0, 1), epoch */
         LG_MSG_PUBLISHED,  /* seq */
         LG_MSG_ERROR,
 };
@@ -101,6 +105,8 @@ typedef struct lg_msg_view {
         uint64_t seq;
         uint64_t t;
         int recovered;
+        const uint8_t *epoch; /* subscribed: the "epoch" string's bytes; NULL absent */
+        size_t elen;
 } lg_msg_view;
 
 void lg_market_scan(const uint8_t *p, size_t n, lg_msg_view *v);

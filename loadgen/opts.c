@@ -80,7 +80,8 @@ static const tw_flag opts[] = {
      .kind = TW_FLAG_CUSTOM,
      .arg = "ADDR",
      .group = "Connections",
-     .help = "server address [127.0.0.1:8080]"},
+     .help = "server address, or a list A,B,...: client i takes the (i mod n)-th;\n"
+             "storm moves a dropped client to the next [127.0.0.1:8080]"},
     {.name = "path",
      .id = O_PATH,
      .kind = TW_FLAG_CUSTOM,
@@ -297,6 +298,9 @@ static void defaults(lg_opts *o)
         o->target.sin_port = htons(8080);
         o->target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         strcpy(o->target_text, "127.0.0.1:8080");
+        o->targets[0] = o->target;
+        strcpy(o->target_texts[0], o->target_text);
+        o->ntargets = 1;
         o->path = "/ws";
         o->connections = 1000;
         o->connect_rate = 20000;
@@ -362,16 +366,44 @@ static int parse_sources(const char *s, lg_opts *o)
         return 0;
 }
 
-static int parse_target(const char *s, lg_opts *o)
+static int parse_one_target(const char *s, struct sockaddr_in *sa, char *text, size_t cap)
 {
         tw_listen l;
 
         if (tw_parse_listen(s, &l) < 0 || l.addr.ss_family != AF_INET)
                 return -EINVAL;
-        memcpy(&o->target, &l.addr, sizeof(o->target));
-        if (o->target.sin_port == 0)
+        memcpy(sa, &l.addr, sizeof(*sa));
+        if (sa->sin_port == 0)
                 return -EINVAL;
-        tw_listen_format(&l, o->target_text, sizeof(o->target_text));
+        tw_listen_format(&l, text, cap);
+        return 0;
+}
+
+/* HOST:PORT[,HOST:PORT...]; the first is also o->target, what probes and Host: use. */
+static int parse_target(const char *s, lg_opts *o)
+{
+        char one[128];
+        unsigned n = 0;
+
+        for (const char *p = s;; p++) {
+                const char *end = strchr(p, ',');
+                size_t len = end ? (size_t)(end - p) : strlen(p);
+
+                if (len == 0 || len >= sizeof(one) || n == LG_MAX_TARGETS)
+                        return -EINVAL;
+                memcpy(one, p, len);
+                one[len] = 0;
+                if (parse_one_target(one, &o->targets[n], o->target_texts[n],
+                                     sizeof(o->target_texts[n])) < 0)
+                        return -EINVAL;
+                n++;
+                if (!end)
+                        break;
+                p = end;
+        }
+        o->ntargets = n;
+        o->target = o->targets[0];
+        memcpy(o->target_text, o->target_texts[0], sizeof(o->target_text));
         return 0;
 }
 
@@ -394,8 +426,10 @@ static int set(tw_flags *fl, const tw_flag *f, const tw_flag_value *val)
         switch ((enum lg_opt_id)f->id) {
         case O_TARGET:
                 if (parse_target(v, o) < 0)
-                        return tw_flags_fail(fl, f->name, "invalid address '%s' (IPv4 HOST:PORT)",
-                                             v);
+                        return tw_flags_fail(fl, f->name,
+                                             "invalid address '%s' (IPv4 HOST:PORT, or a list "
+                                             "of at most %d)",
+                                             v, LG_MAX_TARGETS);
                 return 0;
         case O_PATH:
                 if (v[0] != '/')

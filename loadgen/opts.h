@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #define LG_MAX_SOURCES 256
+#define LG_MAX_TARGETS 64 /* --target A,B,...: a client's target index fits a byte */
 
 enum lg_scenario {
         LG_SC_IDLE,
@@ -31,8 +32,13 @@ enum lg_silence { LG_SILENCE_APP, LG_SILENCE_POWER };
 enum lg_publish_via { LG_PUB_HTTP, LG_PUB_WS };
 
 typedef struct lg_opts {
-        struct sockaddr_in target;              /* --target */
-        char target_text[64];                   /* "host:port", for Host: and the report */
+        /* --target A[,B...]: client i connects to targets[i % ntargets] */
+        struct sockaddr_in targets[LG_MAX_TARGETS];
+        char target_texts[LG_MAX_TARGETS][64]; /* each "host:port", for Host: */
+        unsigned ntargets;                     /* >= 1 */
+
+        struct sockaddr_in target;              /* the first target (probes, the report) */
+        char target_text[64];                   /* its "host:port" */
         const char *path;                       /* --path: the WebSocket resource [/ws] */
         uint32_t connections;                   /* --connections */
         struct in_addr sources[LG_MAX_SOURCES]; /* --sources: local addresses to bind */

@@ -26,6 +26,13 @@ static const lg_hist *latency_of(const lg_summary *s)
         return s->pubsub ? &s->e2e_us : &s->latency_us;
 }
 
+/* More than one target: the per-target figures are reported (a single-target report
+ * stays as it was). */
+static bool multi(const lg_summary *s)
+{
+        return s->o->ntargets > 1;
+}
+
 static void table_pubsub(FILE *out, const lg_summary *s)
 {
         const lg_opts *o = s->o;
@@ -37,6 +44,9 @@ static void table_pubsub(FILE *out, const lg_summary *s)
                 U(TW_GET(s->c.topic_msgs)), s->msgs_per_s, s->pub_window_s);
         fprintf(out, "| seq gaps (messages missing) | %llu (%llu) |\n", U(TW_GET(s->c.gaps)),
                 U(TW_GET(s->c.lost)));
+        if (multi(s))
+                fprintf(out, "| duplicates (seq seen again or backwards) | %llu |\n",
+                        U(TW_GET(s->c.duplicates)));
         fprintf(out,
                 "| end-to-end latency p50 / p90 / p99 / p99.9 / max | %llu / %llu / %llu / %llu / "
                 "%llu us (%llu samples) |\n",
@@ -106,6 +116,24 @@ static void json_pubsub(FILE *f, const lg_summary *s)
         fprintf(f, "]},\n");
 }
 
+/* The target list as given, comma-separated. */
+static void put_targets(FILE *out, const lg_opts *o)
+{
+        for (unsigned i = 0; i < o->ntargets; i++)
+                fprintf(out, "%s%s", i ? "," : "", o->target_texts[i]);
+}
+
+static void table_targets(FILE *out, const lg_summary *s)
+{
+        const lg_opts *o = s->o;
+
+        fprintf(out, "| per target: established / open at end / moved in |");
+        for (unsigned i = 0; i < o->ntargets; i++)
+                fprintf(out, "%s %s %llu / %llu / %llu", i ? "," : "", o->target_texts[i],
+                        U(s->tgt_est[i]), U(s->tgt_open[i]), U(s->tgt_moved[i]));
+        fprintf(out, " |\n");
+}
+
 static void opt_num(FILE *f, double v)
 {
         if (v < 0 || !isfinite(v))
@@ -121,13 +149,14 @@ void lg_report_table(FILE *out, const lg_summary *s)
         const lg_opts *o = s->o;
         const lg_samples *d = &s->detect_ms;
 
-        fprintf(out,
-                "\ntickwire-loadgen: scenario %s%s%s, target %s%s, %u connections, %u threads, "
-                "%.1f s\n\n",
+        fprintf(out, "\ntickwire-loadgen: scenario %s%s%s, target%s ",
                 lg_scenario_name(o->scenario), o->scenario == LG_SC_SILENT ? " --silence " : "",
                 o->scenario == LG_SC_SILENT ? (o->silence == LG_SILENCE_POWER ? "power" : "app")
                                             : "",
-                o->target_text, o->tls ? " (tls)" : "", o->connections, s->threads, s->elapsed_s);
+                multi(s) ? "s" : "");
+        put_targets(out, o);
+        fprintf(out, "%s, %u connections, %u threads, %.1f s\n\n", o->tls ? " (tls)" : "",
+                o->connections, s->threads, s->elapsed_s);
         fprintf(out, "| metric | value |\n|---|---|\n");
         fprintf(out, "| connections established | %llu / %u |\n",
                 (unsigned long long)TW_GET(s->c.established_first), o->connections);
@@ -137,6 +166,8 @@ void lg_report_table(FILE *out, const lg_summary *s)
                         fprintf(out, " %s=%llu", lg_fail_names[i],
                                 (unsigned long long)TW_GET(s->c.fail[i]));
         fprintf(out, " |\n");
+        if (multi(s))
+                table_targets(out, s);
         fprintf(out, "| connect + upgrade rate | %.0f /s (%.2f s ramp) |\n", s->rate_per_s,
                 s->ramp_s);
         fprintf(out, "| handshake p50 / p99 / max | %.2f / %.2f / %.2f ms |\n",
@@ -224,16 +255,33 @@ int lg_report_json(const char *path, const lg_summary *s)
         fprintf(f, "{\n");
         fprintf(f,
                 "  \"connections\": {\"target\": %u, \"established\": %llu, \"failed\": %llu, "
-                "\"rate_per_s\": %.1f},\n",
+                "\"rate_per_s\": %.1f",
                 o->connections, (unsigned long long)TW_GET(s->c.established_first),
                 (unsigned long long)TW_GET(s->c.failed_first), s->rate_per_s);
+        if (multi(s)) {
+                /* established counts 101s there, reconnects included; open is what is
+                 * connected there at the end; moved_in the reconnects that came from
+                 * another target (storm). */
+                fprintf(f, ", \"per_target\": [");
+                for (unsigned i = 0; i < o->ntargets; i++)
+                        fprintf(f,
+                                "%s{\"target\": \"%s\", \"established\": %llu, \"open\": %llu, "
+                                "\"moved_in\": %llu}",
+                                i ? ", " : "", o->target_texts[i], U(s->tgt_est[i]),
+                                U(s->tgt_open[i]), U(s->tgt_moved[i]));
+                fprintf(f, "]");
+        }
+        fprintf(f, "},\n");
         /* Under pub/sub: topic messages and end-to-end latency; otherwise every data
          * message and the app ping round trip. */
         fprintf(f,
                 "  \"messages\": {\"received\": %llu, \"per_s\": %.2f, \"gaps\": %llu, "
-                "\"lost\": %llu},\n",
+                "\"lost\": %llu",
                 U(s->pubsub ? TW_GET(s->c.topic_msgs) : TW_GET(s->c.msgs_received)), s->msgs_per_s,
                 U(TW_GET(s->c.gaps)), U(TW_GET(s->c.lost)));
+        if (multi(s))
+                fprintf(f, ", \"duplicates\": %llu", U(TW_GET(s->c.duplicates)));
+        fprintf(f, "},\n");
         fprintf(f,
                 "  \"latency_us\": {\"p50\": %llu, \"p90\": %llu, \"p99\": %llu, \"p999\": %llu, "
                 "\"max\": %llu, \"count\": %llu, \"kind\": \"%s\"},\n",

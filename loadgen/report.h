@@ -47,6 +47,11 @@ typedef struct lg_summary {
         double srv_timeouts;
 
         double first_drop_ms, all_back_ms; /* storm; < 0: n/a */
+        /* Per target (o->ntargets); reported only for a list of more than one, so a
+         * single-target report stays as it was. */
+        uint64_t tgt_est[LG_MAX_TARGETS];   /* 101s, reconnects included */
+        uint64_t tgt_open[LG_MAX_TARGETS];  /* sessions open at the end */
+        uint64_t tgt_moved[LG_MAX_TARGETS]; /* reconnects that came from another target */
         double peak_accept_per_s;
 
         double hb_bytes_per_conn_s; /* WebSocket heartbeat bytes, both ways */

@@ -61,6 +61,7 @@ typedef struct lg_counters {
         /* pub/sub */
         tw_counter topic_msgs;   /* {"type":"message"} received by reading subscribers */
         tw_counter lost;         /* seqs missing in those jumps */
+        tw_counter duplicates;   /* seqs seen again, or going backwards, in one epoch */
         tw_counter subscribed;   /* subscribe acknowledgements */
         tw_counter resumes;      /* resubscribes with "since" (storm) */
         tw_counter unrecovered;  /* ... answered "recovered":false */
