@@ -130,6 +130,6 @@ def info(port, *args):
             head, _, rest = data.partition(b"\r\n")
             if head.startswith(b"$") and len(rest) >= int(head[1:]):
                 break
-            if head.startswith((b"-", b"+")):
+            if head.startswith((b"-", b"+", b":")):
                 break
         return data.decode(errors="replace")

@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from redistest import Redis
+from redistest import Redis, RedisCluster, info
 from twtest import WS, Server, get, metrics, publish_http, wait_for
 
 
@@ -156,10 +156,8 @@ class Publisher:
         self.ws.close()
 
 
-class Cluster(unittest.TestCase):
-    def setUp(self):
-        self.redis = Redis()
-        self.addCleanup(self.redis.close)
+class OnRedis:
+    """Tests 1-3 of issue 12, on whatever Redis setUp starts (standalone, or Cluster)."""
 
     def nodes(self, n, *args):
         out = []
@@ -237,6 +235,15 @@ class Cluster(unittest.TestCase):
         self.assertTrue(sub.wait_for_seq(2), sub.error)
         self.assertEqual(sub.seqs, [1, 2])
 
+
+
+class Standalone(OnRedis, unittest.TestCase):
+    """One redis-server; also what happens when it goes away (tests 4 and 5)."""
+
+    def setUp(self):
+        self.redis = Redis()
+        self.addCleanup(self.redis.close)
+
     def test_4_redis_away_for_5s_then_back_with_its_data(self):
         # Redis keeps its data across the restart here (append-only file, fsync always).
         self.redis.close()
@@ -286,6 +293,35 @@ class Cluster(unittest.TestCase):
         assert wait_for(lambda: len(sub.seqs) >= 6, 10)
         self.assertEqual(sub.seqs, [1, 2, 3, 4, 5, json.loads(body)["seq"]])
         self.assertGreaterEqual(metrics(b.port).get("tickwire_broker_resyncs_total", 0), 1)
+
+
+
+class Sharded(OnRedis, unittest.TestCase):
+    """Redis Cluster with three masters (test 6): each topic lives on the master of its
+    hash-tag slot, so topics spread over the shards, and tests 1-3 hold there too."""
+
+    def setUp(self):
+        self.redis = RedisCluster(3)
+        self.addCleanup(self.redis.close)
+
+    def test_6_topics_spread_over_the_shards(self):
+        a, b = self.nodes(2)
+        sub = WS(b.port)
+        topics = ["sym%d" % i for i in range(30)]
+        for t in topics:
+            sub.send_text(json.dumps({"type": "subscribe", "topic": t}))
+            self.assertEqual(json.loads(sub.recv_text())["type"], "subscribed")
+        for t in topics:
+            st, _, body = publish_http(a.port, t, b'{"px":1}')
+            self.assertEqual((st, json.loads(body)), (200, {"seq": 1}))
+        got = {}
+        for _ in topics:
+            m = json.loads(sub.recv_text())
+            got[m["topic"]] = m["seq"]
+        self.assertEqual(got, {t: 1 for t in topics})
+        keys = [int(info(r.port, "DBSIZE").split(":")[1].split()[0]) for r in self.redis.nodes]
+        self.assertTrue(all(k > 0 for k in keys), "every master holds topics: %r" % keys)
+        self.assertEqual(sum(keys), 2 * len(topics), "meta + stream per topic")
 
 
 if __name__ == "__main__":
