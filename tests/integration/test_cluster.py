@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from redistest import Redis, RedisCluster, info
+from redistest import Redis, RedisCluster, command, info
 from twtest import WS, Server, get, metrics, publish_http, wait_for
 
 
@@ -294,6 +294,42 @@ class Standalone(OnRedis, unittest.TestCase):
         self.assertEqual(sub.seqs, [1, 2, 3, 4, 5, json.loads(body)["seq"]])
         self.assertGreaterEqual(metrics(b.port).get("tickwire_broker_resyncs_total", 0), 1)
 
+
+
+    def lose(self, topic, data, maxlen=1024):
+        """A message sequenced and stored in Redis whose PUBLISH never reached the nodes
+        (pub/sub is at-most-once): the publish script's steps without the last."""
+        seq = int(command(self.redis.port, "HINCRBY", "tw:{%s}:meta" % topic, "seq", "1")[1:])
+        command(self.redis.port, "XADD", "tw:{%s}:hist" % topic, "MAXLEN", str(maxlen),
+                "%d-0" % seq, "d", data)
+        return seq
+
+    def test_7_a_lost_pubsub_message_is_backfilled_before_newer_ones(self):
+        a, b = self.nodes(2)
+        sub = Subscriber([b.port], "t7")
+        self.addCleanup(sub.close)
+        publish_http(a.port, "t7", b"1")
+        self.assertTrue(sub.wait_for_seq(1), sub.error)
+        self.assertEqual([self.lose("t7", "%d" % i) for i in (2, 3)], [2, 3])
+        st, _, body = publish_http(a.port, "t7", b"4")
+        self.assertEqual(json.loads(body), {"seq": 4})
+        self.assertTrue(sub.wait_for_seq(4), sub.error)
+        self.assertEqual(sub.seqs, [1, 2, 3, 4], "the jump 1 -> 4 was filled from the stream")
+        self.assertGreaterEqual(metrics(b.port).get("tickwire_broker_backfills_total", 0), 1)
+
+    def test_8_a_range_the_stream_lost_gives_resync(self):
+        a, b = self.nodes(2, "--history", "4")
+        sub = Subscriber([b.port], "t8")
+        self.addCleanup(sub.close)
+        publish_http(a.port, "t8", b"1")
+        self.assertTrue(sub.wait_for_seq(1), sub.error)
+        for i in range(2, 12):  # 2..11, of which the stream keeps the last 4
+            self.lose("t8", "%d" % i, maxlen=4)
+        publish_http(a.port, "t8", b"12")
+        assert wait_for(lambda: sub.resyncs >= 1, 10), "subscriber told to resync"
+        self.assertTrue(sub.wait_for_seq(12), sub.error)
+        self.assertEqual(sub.seqs[0], 1)
+        self.assertNotIn(2, sub.seqs, "nothing from the lost range is made up")
 
 
 class Sharded(OnRedis, unittest.TestCase):
