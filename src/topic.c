@@ -506,6 +506,8 @@ void tw_topic_free(struct tw_topics **rp)
         for (unsigned i = 0; i < TW_TOPIC_STRIPES; i++)
                 pthread_mutex_destroy(&r->stripe[i]);
         pthread_mutex_destroy(&r->evict_mu);
+        tw_broker_free(r->broker);
+        free(r->unfollow);
         free(r->wmap);
         free(r->buckets);
         free(r);
@@ -1659,15 +1661,17 @@ static void unfollow_later(tw_worker *w, tw_span name);
 static void on_load(tw_worker *w, void *arg, struct redisReply *r)
 {
         struct load_arg *la = arg;
-        tw_span name = {la->name, la->len};
+        char buf[TW_TOPIC_MAX];
+        tw_span name = {buf, la->len};
         int err;
-        tw_topic *t = topic_lock(w, name, false, &err);
+        tw_topic *t;
         uint64_t epoch, seq, first = 0;
         const struct redisReply *v;
         bool ok;
 
+        memcpy(buf, la->name, la->len);
         free(la);
-        if (!t)
+        if (!(t = topic_lock(w, name, false, &err)))
                 return;
         t->loading = false;
         ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
@@ -1922,7 +1926,8 @@ static void park(tw_worker *w, tw_conn *c, tw_topic *t, const tw_msg *m)
         x->since = m->since;
         x->snapshot = m->snapshot;
         x->epoch_len = (uint8_t)(m->epoch.n <= TW_EPOCH_LEN ? m->epoch.n : 0);
-        memcpy(x->epoch, m->epoch.p, x->epoch_len);
+        if (x->epoch_len)
+                memcpy(x->epoch, m->epoch.p, x->epoch_len);
         if (m->epoch.n > TW_EPOCH_LEN) { /* not one of ours: keep it wrong, not empty */
                 x->epoch_len = 1;
                 x->epoch[0] = '!';
@@ -1965,8 +1970,10 @@ static int remote_publish(tw_worker *w, tw_conn *c, bool http, tw_span topic, tw
         m->slot = c ? tw_worker_slot(w, c) : UINT32_MAX;
         m->gen = c ? c->gen : 0;
         m->id_len = (uint8_t)id.n;
-        memcpy(m->id, id.p, id.n);
-        memcpy(m->data, data.p, data.n);
+        if (id.n)
+                memcpy(m->id, id.p, id.n);
+        if (data.n)
+                memcpy(m->data, data.p, data.n);
         ctl_to_home(w, f);
         return 0;
 }
