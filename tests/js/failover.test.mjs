@@ -3,10 +3,13 @@
 // since + epoch. Two real standalone servers (kill -9 the first): different epochs, so the
 // client is told the truth (recovered:false, a gap, the new node's snapshot). A cluster
 // (nodes sharing one Redis, one epoch per topic) is played by two scripted npm-ws nodes
-// sharing one history: the resume is exact, nothing lost, nothing duplicated.
+// sharing one history: the resume is exact, nothing lost, nothing duplicated. The same
+// with two real nodes on one Redis runs once the binary has --broker (skipped before).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocketServer } from 'ws';
+import { spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { Tickwire } from '../../src/js/tickwire.js';
 import {
   startServer,
@@ -18,6 +21,7 @@ import {
   sleep,
   spyWebSocket,
   WebSocket,
+  BIN,
 } from './helpers.mjs';
 
 const cleanup = [];
@@ -337,5 +341,65 @@ test('cluster: a resync while the resume is still unanswered is one gap, then th
   cl.publish('cl.r', 3);
   await until(() => c.msgs.length === 3, 3000, 'live in the new epoch');
   assert.deepEqual([c.msgs[2].epoch, c.msgs[2].seq], ["E-cl.r'", 1]);
+  tw.close();
+});
+
+// The real thing: two tickwire nodes with --broker on one Redis. Skipped until the binary
+// has --broker (the server side of issue 12) and redis-server is installed.
+const help = spawnSync(BIN, ['--help'], { encoding: 'utf8' });
+const hasBroker = /--broker/.test((help.stdout || '') + (help.stderr || ''));
+const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
+const clusterSkip = !hasBroker ? 'the server has no --broker yet' : !hasRedis ? 'no redis-server' : false;
+
+async function freePort() {
+  const srv = net.createServer();
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address();
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+test('real cluster (two nodes, one Redis): kill -9 a node, resume on the other, nothing lost or duplicated', { timeout: 30000, skip: clusterSkip }, async () => {
+  const rport = await freePort();
+  const redis = spawn('redis-server', ['--port', String(rport), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  cleanup.push(() => redis.kill('SIGKILL'));
+  const t0 = Date.now();
+  for (;;) {
+    const up = await new Promise((res) => {
+      const sock = net.connect(rport, '127.0.0.1');
+      sock.once('connect', () => (sock.destroy(), res(true)));
+      sock.once('error', () => res(false));
+    });
+    if (up) break;
+    if (redis.exitCode !== null || Date.now() - t0 > 5000) throw new Error('redis-server did not start');
+    await sleep(20);
+  }
+  const broker = ['--broker', `redis://127.0.0.1:${rport}`];
+  const a = await startServer(broker);
+  const b = await startServer(broker);
+  cleanup.push(() => a.stop(), () => b.stop());
+  const tw = new Tickwire([a.url, b.url], FAST_WS());
+  cleanup.push(() => tw.close());
+  const states = recordStates(tw);
+  const sub = tw.subscribe('rc.a', { snapshot: true });
+  const c = collect(sub);
+  assert.equal((await states.next('open', 5000)).info.url, a.url);
+  await until(() => sub.state === 'live', 5000, 'live on a');
+  for (let i = 1; i <= 5; i++) await httpPublish(a, 'rc.a', { i });
+  await until(() => c.msgs.length === 5, 5000, 'first 5');
+  const epoch = sub.epoch;
+  a.signal('SIGKILL');
+  await a.exited;
+  for (let i = 6; i <= 8; i++) await httpPublish(b, 'rc.a', { i }); // while between nodes (or just after)
+  await until(() => tw.state === 'open' && tw.url === b.url, 5000, 'open on b');
+  await until(() => c.subscribed.length === 2, 5000, 'resumed on b');
+  assert.equal(c.subscribed[1].recovered, true);
+  assert.equal(sub.epoch, epoch);
+  for (let i = 9; i <= 10; i++) await httpPublish(b, 'rc.a', { i });
+  await until(() => c.msgs.length === 10, 5000, 'all 10');
+  await sleep(100);
+  assert.deepEqual(c.seqs(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(c.msgs.map((m) => m.data.i), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(c.gaps, []);
   tw.close();
 });
