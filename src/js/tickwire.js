@@ -821,8 +821,10 @@ class Tickwire extends Emitter {
 
   _onResync(m) {
     const ts = this._topics.get(m.topic);
-    if (!ts || !ts.live) return;
-    this._gap(ts, ts.seq + 1, null, "resync");
+    // Also while a (re)subscribe on this connection is unanswered: a cluster node may find
+    // the position invalid while it backfills, before it says `subscribed`.
+    if (!ts || !this._ready || (!ts.live && !ts.awaiting)) return;
+    if (ts.epoch !== null) this._gap(ts, ts.seq + 1, null, "resync");
     ts.buffer = [];
     this._sendSubscribe(ts, true);
   }
