@@ -59,14 +59,22 @@ static const char SCRIPT_PUBLISH[] =
     "redis.call(ARGV[6], ARGV[3], e .. ' ' .. s .. ' ' .. ARGV[1])\n"
     "return {s, e, 0}\n";
 
-/* KEYS: meta, hist. ARGV: first seq wanted, epoch if new, count. Returns
- * {epoch, seq, XRANGE from that seq}. Creates the epoch, so a topic subscribed to before
- * its first publish has one too. */
+/* KEYS: meta, hist. ARGV: first seq wanted (0: the newest `count`), epoch if new, count.
+ * Returns {epoch, seq, entries in seq order}. Creates the epoch, so a topic subscribed to
+ * before its first publish has one too. */
 static const char SCRIPT_LOAD[] =
     "local e = redis.call('HGET', KEYS[1], 'epoch')\n"
     "if not e then e = ARGV[2]; redis.call('HSET', KEYS[1], 'epoch', e, 'seq', 0) end\n"
     "local s = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')\n"
-    "return {e, s, redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[3])}\n";
+    "local r\n"
+    "if ARGV[1] == '0' then\n"
+    "  r = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[3])\n"
+    "  local n = #r\n"
+    "  for i = 1, math.floor(n / 2) do r[i], r[n - i + 1] = r[n - i + 1], r[i] end\n"
+    "else\n"
+    "  r = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[3])\n"
+    "end\n"
+    "return {e, s, r}\n";
 
 const char *const tw_broker_scripts[TW_SCRIPT__COUNT] = {SCRIPT_PUBLISH, SCRIPT_LOAD};
 

@@ -1472,6 +1472,11 @@ static void held_clear(tw_topic *t)
 
 static void hold(tw_worker *w, tw_topic *t, uint64_t epoch, tw_frame *f)
 {
+        if (t->nheld >= 4 * tw_worker_cfg(w)->history + 64) {
+                /* A load that does not come back while a publisher goes on: what is held
+                 * is in the stream too, and the next jump fetches it from there. */
+                held_clear(t);
+        }
         if (t->nheld == t->heldcap) {
                 uint32_t cap = t->heldcap ? t->heldcap * 2 : 16;
                 struct held *v = realloc(t->held, cap * sizeof(*v));
@@ -1605,8 +1610,9 @@ static void load_issue(tw_worker *w, tw_topic *t)
         memcpy(la->name, name.p, name.n);
         n[0] = key_of(meta, sizeof meta, name, ":meta");
         n[1] = key_of(hist, sizeof hist, name, ":hist");
+        /* First load: the newest --history entries; a backfill: what follows `last`. */
         n[2] = (size_t)snprintf(from, sizeof from, "%" PRIu64,
-                                t->remote == R_SYNC ? 1 : t->hist.last + 1);
+                                t->remote == R_SYNC ? 0 : t->hist.last + 1);
         format_epoch(ep, fresh_epoch(w));
         n[3] = TW_EPOCH_LEN;
         n[4] = (size_t)snprintf(count, sizeof count, "%u", tw_worker_cfg(w)->history);
@@ -1687,7 +1693,8 @@ static void on_load(tw_worker *w, void *arg, struct redisReply *r)
                 if (t->remote == R_SYNC) { /* the subscribers are told; the topic goes */
                         unpark(w, t, CTL_UNAVAIL);
                         held_clear(t);
-                        t->remote = R_NONE;
+                        if (!t->subs) /* (a reload after resync keeps its subscribers) */
+                                t->remote = R_NONE;
                 }
                 /* GAP stays GAP: the broker's return loads it again. */
                 bool idle = topic_idle(t);
@@ -1709,7 +1716,8 @@ static void on_load(tw_worker *w, void *arg, struct redisReply *r)
                 t->epoch = epoch;
                 history_restart(w, t, first ? first - 1 : seq);
                 take_entries(w, t, v);
-                t->hist.last = seq; /* the script is atomic: the stream ends at seq */
+                if (t->hist.last != seq) /* not one of ours, or trimmed meanwhile */
+                        history_restart(w, t, seq);
                 t->remote = R_LIVE;
                 held_apply(w, t);
                 unpark(w, t, CTL_RESUB);
@@ -1720,13 +1728,15 @@ static void on_load(tw_worker *w, void *arg, struct redisReply *r)
                         /* Redis no longer holds what comes after our last seq (or another
                          * incarnation of the topic lives there now): say so. */
                         t->epoch = epoch;
-                        history_restart(w, t, first ? first - 1 : seq);
-                        take_entries(w, t, v);
-                        t->hist.last = seq;
-                        resync_post(w, t);
-                } else {
-                        take_entries(w, t, v);
+                        history_restart(w, t, seq);
+                        resync_post(w, t); /* subscribers restart after seq */
+                        /* The history (for snapshot and since) is loaded again whole. */
+                        t->remote = R_SYNC;
+                        load_issue(w, t);
+                        pthread_mutex_unlock(&t->mu);
+                        return;
                 }
+                take_entries(w, t, v);
                 t->remote = R_LIVE;
                 held_apply(w, t);
         }
@@ -1820,6 +1830,8 @@ static bool fail_sync(tw_worker *w, tw_topic **pp, void *arg)
                 return false;
         unpark(w, t, CTL_UNAVAIL);
         held_clear(t);
+        if (t->subs) /* reloading after a resync: its subscribers stay, `up` loads it */
+                return false;
         t->remote = R_NONE;
         if (topic_idle(t)) {
                 topic_unlink(w, pp);
