@@ -11,7 +11,7 @@ import time
 import unittest
 
 from redistest import Redis, RedisCluster, command, info
-from twtest import WS, Server, get, metrics, publish_http, wait_for
+from twtest import WS, HttpConn, Server, get, metrics, publish_http, wait_for
 
 
 def node(redis, *args, workers=2):
@@ -327,6 +327,20 @@ class Standalone(OnRedis, unittest.TestCase):
         self.assertEqual([(m.get("seq"), m.get("data")) for m in got[:3]],
                          [(14, 14), (15, 15), (16, 16)])
         self.assertTrue(got[3]["recovered"])
+
+    def test_10_pipelined_http_publishes_are_answered_in_order(self):
+        """A publish's HTTP answer waits for Redis; the requests behind it on the same
+        keep-alive connection wait for it, so answers keep the requests' order."""
+        (a,) = self.nodes(1)
+        c = HttpConn(a.port)
+        self.addCleanup(c.close)
+        one = ("POST /publish?topic=t10 HTTP/1.1\r\nHost: t\r\nContent-Type: application/json"
+               "\r\nContent-Length: %d\r\n\r\n%s")
+        c.sock.sendall("".join(one % (len(str(i)), i) for i in range(1, 6)).encode() +
+                       b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        got = [c.response() for _ in range(6)]
+        self.assertEqual([json.loads(r[2]) for r in got[:5]], [{"seq": i} for i in range(1, 6)])
+        self.assertEqual(got[5][2], b"ok broker=up\n")
 
     def lose(self, topic, data, maxlen=1024):
         """A message sequenced and stored in Redis whose PUBLISH never reached the nodes
