@@ -978,7 +978,8 @@ void tw_conn_on_data(struct tw_worker *w, tw_conn *c, uint8_t *buf, size_t len)
         }
 }
 
-void tw_conn_answer(struct tw_worker *w, tw_conn *c, int status, const char *body, size_t len)
+void tw_conn_answer(struct tw_worker *w, tw_conn *c, int status, tw_span origin, const char *body,
+                    size_t len)
 {
         tw_reply r = {.status = status,
                       .ctype = "application/json",
@@ -989,6 +990,7 @@ void tw_conn_answer(struct tw_worker *w, tw_conn *c, int status, const char *bod
         if (c->state != TW_CONN_HTTP || !(c->flags & TW_CF_WAIT))
                 return;
         c->flags &= ~(TW_CF_WAIT | TW_CF_WAIT_CLOSE);
+        tw_endpoints_cors(origin, &r);
         if (send_reply(w, c, &r) == HTTP_CONTINUE)
                 tw_conn_resume(w, c);
 }

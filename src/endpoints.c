@@ -182,13 +182,19 @@ static bool json_content(const tw_http_request *req)
 }
 
 /* A cross-origin caller allowed by --allowed-origin: may read our answers. */
+void tw_endpoints_cors(tw_span origin, tw_reply *r)
+{
+        if (origin.n)
+                header(r, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)origin.n,
+                       origin.p);
+}
+
 static void cors_headers(const tw_http_request *req, tw_reply *r)
 {
         const tw_span *origin = tw_http_header_get(req, "Origin");
 
         if (origin)
-                header(r, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)origin->n,
-                       origin->p);
+                tw_endpoints_cors(*origin, r);
 }
 
 bool tw_endpoints_early(struct tw_worker *w, const tw_http_request *req, tw_reply *r)
@@ -218,7 +224,8 @@ bool tw_endpoints_early(struct tw_worker *w, const tw_http_request *req, tw_repl
 static void publish(struct tw_worker *w, tw_conn *c, const tw_http_request *req, const char *body,
                     size_t blen, tw_reply *r)
 {
-        tw_span topic = {"", 0}, id = {"", 0};
+        tw_span topic = {"", 0}, id = {"", 0}, origin = {"", 0};
+        const tw_span *o = tw_http_header_get(req, "Origin");
         size_t n = 0;
         int st;
 
@@ -226,7 +233,10 @@ static void publish(struct tw_worker *w, tw_conn *c, const tw_http_request *req,
                 return;
         tw_http_query_get(req->query, "topic", &topic);
         tw_http_query_get(req->query, "id", &id);
-        st = tw_topic_http_publish(w, c, topic, id, body, blen, r->small, sizeof(r->small), &n);
+        if (o)
+                origin = *o; /* allowed (tw_endpoints_early): a deferred answer repeats it */
+        st = tw_topic_http_publish(w, c, topic, id, origin, body, blen, r->small, sizeof(r->small),
+                                   &n);
         r->status = st;
         r->ctype = "application/json";
         r->body = r->small;

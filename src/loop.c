@@ -1111,10 +1111,11 @@ int tw_worker_deliver(tw_worker *w, uint32_t slot, uint32_t gen, tw_frame *f)
         return c ? w->ops->deliver(w, c, f) : -1;
 }
 
-void tw_worker_answer(tw_worker *w, tw_conn *c, int status, const char *body, size_t len)
+void tw_worker_answer(tw_worker *w, tw_conn *c, int status, tw_span origin, const char *body,
+                      size_t len)
 {
         if (w->ops->answer)
-                w->ops->answer(w, c, status, body, len);
+                w->ops->answer(w, c, status, origin, body, len);
 }
 
 int tw_worker_post(tw_worker *w, unsigned k, uint64_t key, tw_frame *f)

@@ -177,6 +177,8 @@ struct ctl {
         char topic[TW_TOPIC_MAX];
         char id[TW_NAME_MAX];
         char epoch[TW_EPOCH_LEN];
+        uint16_t origin_len; /* HTTP publish: its allowed Origin, for the deferred answer */
+        char origin[256];
         uint32_t data_len;
         char data[]; /* publish: the value; resync: the message to send */
 };
@@ -190,7 +192,7 @@ static tw_frame *ctl_new(enum ctl_kind kind, tw_span topic, size_t data_len);
 static void ctl_post(tw_worker *w, unsigned k, tw_frame *f);
 static bool cluster(tw_worker *w);
 static void park(tw_worker *w, tw_conn *c, tw_topic *t, const tw_msg *m);
-static int remote_publish(tw_worker *w, tw_conn *c, bool http, tw_span topic, tw_span id,
+static int remote_publish(tw_worker *w, tw_conn *c, tw_span origin, tw_span topic, tw_span id,
                           tw_span data);
 
 /* A connection's subscriptions and grant live in its extension (allocated on first use). */
@@ -772,7 +774,7 @@ int64_t tw_topic_publish(tw_worker *w, tw_span name, tw_span data, tw_span id, b
                 return -ENOMEM;
         if (cluster(w)) { /* --demo on a cluster node: through Redis, nobody to answer */
                 tw_frame_unref(f);
-                return remote_publish(w, NULL, false, name, id, data);
+                return remote_publish(w, NULL, (tw_span){NULL, 0}, name, id, data);
         }
         t = topic_lock(w, name, true, &err);
         if (!t) {
@@ -825,8 +827,8 @@ static tw_span trim(const char *p, size_t n)
         return (tw_span){p, n};
 }
 
-int tw_topic_http_publish(tw_worker *w, tw_conn *c, tw_span topic, tw_span id, const char *body,
-                          size_t len, char *out, size_t cap, size_t *out_len)
+int tw_topic_http_publish(tw_worker *w, tw_conn *c, tw_span topic, tw_span id, tw_span origin,
+                          const char *body, size_t len, char *out, size_t cap, size_t *out_len)
 {
         int status = 200, n;
         bool dup;
@@ -842,7 +844,8 @@ int tw_topic_http_publish(tw_worker *w, tw_conn *c, tw_span topic, tw_span id, c
                 status = 400;
                 n = snprintf(out, cap, "{\"error\":\"body is not one valid JSON value\"}");
         } else if (cluster(w)) {
-                int err = remote_publish(w, c, true, topic, id, trim(body, len));
+                int err = remote_publish(w, c, (tw_span){origin.p ? origin.p : "", origin.n}, topic,
+                                         id, trim(body, len));
 
                 if (err == 0) {
                         *out_len = 0;
@@ -876,7 +879,7 @@ static void ws_publish(tw_worker *w, tw_conn *c, const tw_msg *m)
                 return;
         }
         if (cluster(w)) {
-                int err = remote_publish(w, c, false, m->topic, m->id, m->data);
+                int err = remote_publish(w, c, (tw_span){NULL, 0}, m->topic, m->id, m->data);
 
                 if (err == -ENOTCONN)
                         send_error(w, c, "unavailable",
@@ -1963,7 +1966,8 @@ refuse:
 }
 
 /* Publishes through Redis: worker 0 runs the script and answers on this worker. */
-static int remote_publish(tw_worker *w, tw_conn *c, bool http, tw_span topic, tw_span id,
+/* origin: NULL for a WebSocket publish (or none at all), else the HTTP request's. */
+static int remote_publish(tw_worker *w, tw_conn *c, tw_span origin, tw_span topic, tw_span id,
                           tw_span data)
 {
         tw_frame *f;
@@ -1977,7 +1981,11 @@ static int remote_publish(tw_worker *w, tw_conn *c, bool http, tw_span topic, tw
         if (!f)
                 return -ENOMEM;
         m = (struct ctl *)f->data;
-        m->http = http;
+        m->http = origin.p != NULL;
+        if (origin.n && origin.n <= sizeof m->origin) {
+                m->origin_len = (uint16_t)origin.n;
+                memcpy(m->origin, origin.p, origin.n);
+        }
         m->worker = tw_worker_id(w);
         m->slot = c ? tw_worker_slot(w, c) : UINT32_MAX;
         m->gen = c ? c->gen : 0;
@@ -2066,7 +2074,8 @@ static void publish_answered(tw_worker *w, const struct ctl *m)
                 else
                         n = snprintf(buf, sizeof buf, "{\"seq\":%" PRIu64 "%s}", m->seq,
                                      m->dup ? ",\"duplicate\":true" : "");
-                tw_worker_answer(w, c, m->status < 0 ? 503 : 200, buf, (size_t)n);
+                tw_worker_answer(w, c, m->status < 0 ? 503 : 200,
+                                 (tw_span){m->origin, m->origin_len}, buf, (size_t)n);
                 return;
         }
         if (c->state != TW_CONN_OPEN)

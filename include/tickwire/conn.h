@@ -75,7 +75,8 @@ void tw_conn_resume(struct tw_worker *w, tw_conn *c);
 
 /* The deferred answer to c's HTTP request (loop.h ops->answer): sent as a JSON body, then
  * the requests that waited behind it are read. */
-void tw_conn_answer(struct tw_worker *w, tw_conn *c, int status, const char *body, size_t len);
+void tw_conn_answer(struct tw_worker *w, tw_conn *c, int status, tw_span origin, const char *body,
+                    size_t len);
 
 /* The peer shut down its sending side (recv returned 0). */
 void tw_conn_on_eof(struct tw_worker *w, tw_conn *c);

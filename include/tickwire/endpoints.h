@@ -57,6 +57,9 @@ void tw_endpoints_answer(struct tw_worker *w, struct tw_conn *c, const tw_http_r
  * its grant on TW_AUTH_OK. Also used for {"type":"refresh"} on an open session. */
 tw_auth_status tw_endpoints_verify_token(const tw_config *cfg, tw_span token, struct tw_grant **g);
 
+/* Adds the CORS answer for an allowed `origin` to r (none when origin is empty). */
+void tw_endpoints_cors(tw_span origin, tw_reply *r);
+
 /* Releases what the reply holds (its heap body; a grant not taken by a session). */
 void tw_reply_done(tw_reply *r);
 

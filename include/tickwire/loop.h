@@ -28,6 +28,7 @@
 #include "tickwire/config.h"
 #include "tickwire/metrics.h"
 #include "tickwire/outq.h"
+#include "tickwire/span.h"
 #include "tickwire/wheel.h"
 #include "tickwire/ws.h"
 
@@ -132,8 +133,10 @@ typedef struct tw_loop_ops {
         int (*deliver)(tw_worker *w, tw_conn *c, tw_frame *f);
         /* One post taken from this worker's mailbox, with the mailbox's reference. */
         void (*mailbox)(tw_worker *w, uint64_t key, tw_frame *f);
-        /* The deferred answer to c's HTTP request (TW_CF_WAIT): a JSON body. */
-        void (*answer)(tw_worker *w, tw_conn *c, int status, const char *body, size_t len);
+        /* The deferred answer to c's HTTP request (TW_CF_WAIT): a JSON body, and the
+         * request's allowed Origin (or empty) for CORS. */
+        void (*answer)(tw_worker *w, tw_conn *c, int status, tw_span origin, const char *body,
+                       size_t len);
         /* The worker's thread is about to run its loop (set-up is done). May be NULL. */
         void (*started)(tw_worker *w);
         /* --demo: publish one synthetic message. */
@@ -251,7 +254,8 @@ void tw_worker_send_text(tw_worker *w, tw_conn *c, const void *p, size_t n);
 int tw_worker_deliver(tw_worker *w, uint32_t slot, uint32_t gen, tw_frame *f);
 
 /* Answers c's waiting HTTP request (ops->answer). */
-void tw_worker_answer(tw_worker *w, tw_conn *c, int status, const char *body, size_t len);
+void tw_worker_answer(tw_worker *w, tw_conn *c, int status, tw_span origin, const char *body,
+                      size_t len);
 
 /* c's slot: with c->gen, a handle that outlives c safely. */
 uint32_t tw_worker_slot(const tw_worker *w, const tw_conn *c);

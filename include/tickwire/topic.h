@@ -53,9 +53,10 @@ int64_t tw_topic_publish(struct tw_worker *w, tw_span name, tw_span data, tw_spa
 /* POST /publish?topic=T[&id=I] on connection c: fills status and a JSON body ({"seq":S},
  * with "duplicate":true when id repeats a publish the topic remembers, or an error). With
  * --broker the answer comes later: 0 is returned, and Redis's answer reaches c through
- * tw_worker_answer(). */
+ * tw_worker_answer(), with `origin` (an allowed Origin, or empty) for its CORS headers. */
 int tw_topic_http_publish(struct tw_worker *w, tw_conn *c, tw_span topic, tw_span id,
-                          const char *body, size_t len, char *out, size_t cap, size_t *out_len);
+                          tw_span origin, const char *body, size_t len, char *out, size_t cap,
+                          size_t *out_len);
 
 /* c's token was replaced: drop the subscriptions its grant no longer allows, telling the
  * client with a `forbidden` error naming each topic. */

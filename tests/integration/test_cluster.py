@@ -342,6 +342,14 @@ class Standalone(OnRedis, unittest.TestCase):
         self.assertEqual([json.loads(r[2]) for r in got[:5]], [{"seq": i} for i in range(1, 6)])
         self.assertEqual(got[5][2], b"ok broker=up\n")
 
+    def test_11_deferred_answer_keeps_cors(self):
+        (a,) = self.nodes(1)
+        st, headers, body = publish_http(a.port, "t11", b"1", extra="Origin: http://t\r\n")
+        self.assertEqual((st, json.loads(body)), (200, {"seq": 1}))
+        self.assertEqual(headers.get("access-control-allow-origin"), "http://t")
+        st, headers, _ = publish_http(a.port, "t11", b"2")
+        self.assertNotIn("access-control-allow-origin", headers)
+
     def lose(self, topic, data, maxlen=1024):
         """A message sequenced and stored in Redis whose PUBLISH never reached the nodes
         (pub/sub is at-most-once): the publish script's steps without the last."""
