@@ -70,6 +70,7 @@ enum opt_id {
         O_MAX_MSG,
         O_MAX_RATE,
         O_MAX_QUEUE,
+        O_COALESCE,
         O_MAX_SUBS,
         O_MAX_TOPICS,
         O_MAX_HIST_BYTES,
@@ -178,6 +179,10 @@ static const tw_flag opts[] = {
      .arg = "N/s",
      .help = "inbound messages per second per connection"},
     {.name = "max-queue", .id = O_MAX_QUEUE, SIZE, .help = "queued outbound bytes per connection"},
+    {.name = "coalesce",
+     .id = O_COALESCE,
+     DUR(0),
+     .help = "under load, hold output up to this to share sends; 0 = off"},
     {.name = "max-subscriptions",
      .id = O_MAX_SUBS,
      COUNT(1, UINT32_MAX),
@@ -459,6 +464,7 @@ void tw_config_defaults(tw_config *c)
         c->max_connections = 0;
         c->max_message = 1ull << 20;
         c->max_queue = 4ull << 20;
+        c->coalesce_ms = 20;
         c->slow_consumer = TW_SLOW_CONFLATE;
         c->history = 1024;
         c->max_subscriptions = 1024;
@@ -695,6 +701,9 @@ static int set(tw_flags *fl, const tw_flag *o, const tw_flag_value *val)
         case O_MAX_QUEUE:
                 c->max_queue = val->u;
                 return 0;
+        case O_COALESCE:
+                c->coalesce_ms = val->u;
+                return 0;
         case O_MAX_SUBS:
                 c->max_subscriptions = (uint32_t)val->u;
                 return 0;
@@ -911,6 +920,8 @@ static const char *fmt_default(const tw_flag *f, const void *ctx, char *buf, siz
                 return fmt_size(d->max_history_bytes, buf, cap);
         case O_MAX_QUEUE:
                 return fmt_size(d->max_queue, buf, cap);
+        case O_COALESCE:
+                return fmt_duration(d->coalesce_ms, buf, cap);
         case O_MAX_SUBS:
                 snprintf(buf, cap, "%" PRIu32, d->max_subscriptions);
                 return buf;

@@ -4,7 +4,8 @@
  *   submit pending SQEs and wait (one io_uring_enter) with a timeout from the wheel
  *   → dispatch every completion on its (kind, slot, generation) tag
  *   → advance the timing wheel to now (handshake, heartbeat, close deadlines)
- *   → flush: one sendmsg per connection with queued output, not already sending
+ *   → flush: one sendmsg per connection with queued output, not already sending (under
+ *     load, every other turn or so: see maybe_flush)
  *   → give consumed receive buffers back to the kernel
  *
  * What a completion means for a connection is decided above: every event goes through
@@ -30,10 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <liburing.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "tickwire/coalesce.h"
 #include "tickwire/demo.h"
 #include "tickwire/iplimit.h"
 #include "tickwire/ring.h"
@@ -123,8 +126,9 @@ struct tw_worker {
         uint32_t rejected;  /* held over a limit, to be answered 503 (TW_CF_REJECT) */
         uint32_t admit_max; /* nslots minus a reserve kept for 503 answers */
 
-        uint32_t *dirty; /* slots with output to flush this turn */
+        uint32_t *dirty; /* slots with output to flush */
         uint32_t ndirty, dirty_cap;
+        tw_coalesce coalesce;   /* whether this turn's flush happens or waits */
         struct iovec *iov;      /* this turn's sendmsg vectors: the kernel has consumed them */
         struct msghdr *msg;     /* once submitted (IORING_FEAT_SUBMIT_STABLE) */
         uint32_t nmsg, niov;    /* msghdrs and iovecs of the arena in use */
@@ -430,6 +434,8 @@ static void flush_one(tw_worker *w, tw_conn *c)
         memset(msg, 0, sizeof(*msg));
         msg->msg_iov = iov;
         msg->msg_iovlen = n;
+        TW_INC(w->metrics.sends);
+        TW_ADD(w->metrics.send_frames, (uint64_t)n);
         sqe = tw_ring_sqe(&w->ring);
         io_uring_prep_sendmsg(sqe, c->fd, msg, MSG_NOSIGNAL);
         sqe->flags |= IOSQE_FIXED_FILE;
@@ -447,6 +453,40 @@ static void flush_dirty(tw_worker *w)
                 flush_one(w, c);
         }
         w->ndirty = 0;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The turn's flush, unless the worker is loaded and its output is held for coalescing
+ * (coalesce.h). A held flush is timed: the sends are submitted and run at once. */
+static void maybe_flush(tw_worker *w)
+{
+        uint64_t t0;
+
+        if (!w->coalesce.cap_us) {
+                flush_dirty(w); /* sent with the next submit, as every turn */
+                return;
+        }
+        t0 = tw_now_us();
+        if (tw_coalesce_sample_due(&w->coalesce, t0))
+                tw_coalesce_sample(&w->coalesce, t0, thread_cpu_ns());
+        if (!w->coalesce.loaded || w->draining) {
+                flush_dirty(w);
+                return;
+        }
+        if (!w->ndirty || tw_coalesce_wait_us(&w->coalesce, t0))
+                return;
+        flush_dirty(w);
+        io_uring_submit(&w->ring);
+        w->nmsg = 0; /* submitted: the kernel has consumed the vectors */
+        w->niov = 0;
+        tw_coalesce_flushed(&w->coalesce, t0, tw_now_us() - t0);
 }
 
 /* ---- completions ---- */
@@ -602,7 +642,9 @@ static void on_send(tw_worker *w, struct io_uring_cqe *cqe)
                         tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
                 } else {
                         TW_ADD(w->metrics.bytes_sent, (uint64_t)sent);
-                        if (left)
+                        if (left && tw_outq_frames(c->out) >= TW_IOV_MAX)
+                                flush_one(w, c); /* a full send waits: holding it gains nothing */
+                        else if (left)
                                 tw_worker_mark_dirty(w, c);
                         w->ops->sent(w, c, sent, left);
                 }
@@ -844,7 +886,7 @@ static void wait_timeout(tw_worker *w, struct __kernel_timespec *ts, bool *has)
 {
         uint64_t ticks = tw_wheel_next_expiry(&w->wheel);
         uint64_t tick = w->sh->cfg.tick_ms;
-        uint64_t wake_ms = UINT64_MAX, delta;
+        uint64_t wake_ms = UINT64_MAX, delta_us = UINT64_MAX;
 
         if ((w->draining || w->accept_retry_ms) && ticks > 1)
                 ticks = 1;
@@ -852,12 +894,19 @@ static void wait_timeout(tw_worker *w, struct __kernel_timespec *ts, bool *has)
                 wake_ms = (w->wheel.now + ticks) * tick;
         if (w->demo && tw_demo_next(w->demo) < wake_ms)
                 wake_ms = tw_demo_next(w->demo);
-        *has = wake_ms != UINT64_MAX;
+        if (wake_ms != UINT64_MAX)
+                delta_us = wake_ms > w->now_ms ? (wake_ms - w->now_ms) * 1000u : 0;
+        if (w->ndirty) { /* output held for coalescing: wake for its flush */
+                uint64_t hold = tw_coalesce_wait_us(&w->coalesce, tw_now_us());
+
+                if (hold < delta_us)
+                        delta_us = hold;
+        }
+        *has = delta_us != UINT64_MAX;
         if (!*has)
                 return;
-        delta = wake_ms > w->now_ms ? wake_ms - w->now_ms : 0;
-        ts->tv_sec = (long long)(delta / 1000);
-        ts->tv_nsec = (long long)(delta % 1000) * 1000000;
+        ts->tv_sec = (long long)(delta_us / 1000000u);
+        ts->tv_nsec = (long long)(delta_us % 1000000u) * 1000;
 }
 
 /* One loop turn per iteration; the steps are listed at the top of this file. */
@@ -865,6 +914,8 @@ void tw_loop_run(tw_worker *w)
 {
         const tw_config *cfg = &w->sh->cfg;
 
+        /* On the worker's own thread: the CPU clock read is this thread's. */
+        tw_coalesce_init(&w->coalesce, cfg->coalesce_ms * 1000u, tw_now_us(), thread_cpu_ns());
         if (w->ops->started)
                 w->ops->started(w);
 
@@ -902,7 +953,7 @@ void tw_loop_run(tw_worker *w)
                 if (w->demo && !w->draining)
                         demo_turn(w);
                 mailbox_read(w); /* own posts; others' if their wake is still due */
-                flush_dirty(w);
+                maybe_flush(w);
                 tw_frame_batch_flush(&w->release);
                 tw_bufring_publish(&w->bufs);
 

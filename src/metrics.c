@@ -220,6 +220,12 @@ size_t tw_metrics_render(tw_metrics *const *workers, size_t n, int draining, cha
                OFF(bytes_received));
         scalar(&b, w, n, "bytes_sent_total", "counter", "Bytes written to clients.",
                OFF(bytes_sent));
+        scalar(&b, w, n, "sends_total", "counter",
+               "Sends (sendmsg) to clients; per messages_sent_total: sends per message.",
+               OFF(sends));
+        scalar(&b, w, n, "send_frames_total", "counter",
+               "Frames those sends carried (a partly sent frame counts again when resent).",
+               OFF(send_frames));
         scalar(&b, w, n, "limit_hits_total", "counter", "Connection, table or memory limits hit.",
                OFF(limit_hits));
         scalar(&b, w, n, "recv_enobufs_total", "counter", "Times the receive buffer ring ran dry.",

@@ -59,6 +59,11 @@ uint64_t tw_outq_bytes(const tw_outq *q)
         return q ? q->bytes : 0;
 }
 
+uint32_t tw_outq_frames(const tw_outq *q)
+{
+        return q ? q->count : 0;
+}
+
 bool tw_outq_sending(const tw_outq *q)
 {
         return q && q->sending;

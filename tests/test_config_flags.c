@@ -54,6 +54,7 @@ Test(config_flags, defaults)
         cr_expect_str_eq(listen_str(&c.listen[0]), "127.0.0.1:8080");
         cr_expect_not(c.listen[0].tls);
         cr_expect_eq(c.workers, 0);
+        cr_expect_eq(c.coalesce_ms, 20);
         cr_expect_eq(c.ping_interval_ms, 30000);
         cr_expect_eq(c.idle_timeout_ms, 90000);
         cr_expect_eq(c.tick_ms, 10);
@@ -90,9 +91,9 @@ Test(config_flags, every_flag_separate_value)
            "--ping-interval", "20s", "--idle-timeout", "1m", "--tick", "5ms", "--handshake-timeout",
            "3s", "--close-timeout", "500ms", "--drain-timeout", "10s", "--reconnect-spread", "0",
            "--max-connections", "100000", "--max-message", "64KiB", "--max-queue", "1MiB",
-           "--slow-consumer", "disconnect", "--history", "16", "--max-subscriptions", "7",
-           "--tls-cert", "c.pem", "--tls-key", "k.pem", "--jwt-secret", "s3cret", "--publish-token",
-           "tok");
+           "--coalesce", "5ms", "--slow-consumer", "disconnect", "--history", "16",
+           "--max-subscriptions", "7", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--jwt-secret",
+           "s3cret", "--publish-token", "tok");
         cr_assert_eq(c.nlisten, 2);
         cr_expect_str_eq(listen_str(&c.listen[0]), "0.0.0.0:9000");
         cr_expect_not(c.listen[0].tls);
@@ -109,6 +110,7 @@ Test(config_flags, every_flag_separate_value)
         cr_expect_eq(c.max_connections, 100000);
         cr_expect_eq(c.max_message, 65536);
         cr_expect_eq(c.max_queue, 1u << 20);
+        cr_expect_eq(c.coalesce_ms, 5);
         cr_expect_eq(c.slow_consumer, TW_SLOW_DISCONNECT);
         cr_expect_eq(c.history, 16);
         cr_expect_eq(c.max_subscriptions, 7);
@@ -146,6 +148,13 @@ Test(config_flags, every_flag_equals_form)
         cr_expect_str_eq(c.jwt_secret, "x=y");
         cr_expect_str_eq(c.publish_token, "--t"); /* the way to pass a dashed value */
         cr_expect(c.listen[1].tls);
+}
+
+Test(config_flags, coalesce_zero_is_off)
+{
+        tw_config c;
+        OK(&c, "--coalesce", "0");
+        cr_expect_eq(c.coalesce_ms, 0);
 }
 
 Test(config_flags, first_listen_replaces_default)

@@ -1,27 +1,38 @@
 #!/bin/sh
 # Fan-out benchmark: starts tickwire on a free loopback port and runs bench_fanout against
-# it for 64-byte messages to 10k subscribers of one topic, then 10k subscribers over 1,000
-# topics. Prints one table per scenario (delivered msgs/s, server CPU from /proc/PID/stat,
-# latency percentiles at 50 % and 90 % of the measured max).
+# it, 64-byte messages to 10k subscribers, for the four cases of DESIGN 8's comparison
+# table (1 topic or 1,000 topics × 10 subscribers, bursts of 1 or 32). Prints per case the
+# bench table (delivered msgs/s, server and client CPU, msgs per server core-second,
+# latency percentiles at fractions of the measured max) and, from the server's /metrics,
+# sends and messages per send.
 #
 #   bench/fanout/run.sh [BUILD_DIR] [extra bench_fanout flags...]
 #
-# Env: WORKERS (server workers, default 2), THREADS (client threads, default 1),
-#      SUBS (default 10000), SECONDS_PER_PHASE (default 5).
+# Env: WORKERS (server workers, default 1: the per-core comparison), SERVER_FLAGS (extra
+#      tickwire flags, e.g. "--coalesce 0"), THREADS (client threads, default 1),
+#      SUBS (default 10000), SECONDS_PER_PHASE (default 5), LATENCY_AT (default 10,50).
 # On a box where another load generator holds 127.0.0.1's ports, add
 # "--source 127.0.0.250" (extra flags go to bench_fanout).
 set -eu
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
-WORKERS=${WORKERS:-2}
+WORKERS=${WORKERS:-1}
+SERVER_FLAGS=${SERVER_FLAGS:-}
 THREADS=${THREADS:-1}
 SUBS=${SUBS:-10000}
 SECS=${SECONDS_PER_PHASE:-5}
+LAT=${LATENCY_AT:-10,50}
 EXTRA="$*" # extra bench_fanout flags (no spaces inside one)
+
+metric() { # name: the value of an unlabelled counter from the last /metrics scrape
+        sed -n "s/^$1 //p" "$scrape"
+}
 
 run() { # topics publishers burst window
         log=$(mktemp)
-        "$BUILD/tickwire" --listen 127.0.0.1:0 --workers "$WORKERS" 2>"$log" &
+        scrape=$(mktemp)
+        # shellcheck disable=SC2086 # SERVER_FLAGS is a list of flags
+        "$BUILD/tickwire" --listen 127.0.0.1:0 --workers "$WORKERS" $SERVER_FLAGS 2>"$log" &
         pid=$!
         port=
         for _ in $(seq 100); do
@@ -30,21 +41,29 @@ run() { # topics publishers burst window
                 sleep 0.05
         done
         [ -n "$port" ] || { cat "$log"; kill "$pid"; exit 1; }
-        echo "server: $BUILD/tickwire --listen 127.0.0.1:0 --workers $WORKERS (port $port, pid $pid)"
+        echo "server: $BUILD/tickwire --listen 127.0.0.1:0 --workers $WORKERS $SERVER_FLAGS (port $port, pid $pid)"
         "$BUILD/bench_fanout" --target "127.0.0.1:$port" --pid "$pid" --subs "$SUBS" \
                 --topics "$1" --publishers "$2" --burst "$3" --window "$4" --threads "$THREADS" \
-                --seconds "$SECS" --latency-at 50,90 $EXTRA || true
+                --seconds "$SECS" --latency-at "$LAT" $EXTRA || true
+        curl -s "http://127.0.0.1:$port/metrics" >"$scrape" || true
+        sends=$(metric tickwire_sends_total)
+        frames=$(metric tickwire_send_frames_total)
+        if [ -n "$sends" ] && [ "$sends" -gt 0 ]; then
+                echo "server sends: $sends for $frames frames, $(awk "BEGIN{printf \"%.2f\", $frames/$sends}") frames per send"
+        fi
         kill "$pid"
         wait "$pid" 2>/dev/null || true
-        rm -f "$log"
+        rm -f "$log" "$scrape"
         echo
 }
 
-# The window (messages per subscriber published but not yet received) is kept above the
-# burst so a burst never waits for the previous one to drain completely.
-for burst in 1 32 256; do
-        echo "== 64-byte messages, $SUBS subscribers of 1 topic, bursts of $burst =="
-        run 1 1 "$burst" $((2 * burst + 64))
-done
-echo "== 64-byte messages, $SUBS subscribers over 1000 topics (10 per topic) =="
+# The window (messages per subscriber published but not yet received) bounds how far
+# publishers run ahead of the slowest tracked subscriber.
+echo "== 1 topic, $SUBS subscribers, bursts of 1, window 16 =="
+run 1 1 1 16
+echo "== 1 topic, $SUBS subscribers, bursts of 32, window 64 =="
+run 1 1 32 64
+echo "== 1000 topics x $((SUBS / 1000)) subscribers, bursts of 1, window 16 =="
+run 1000 4 1 16
+echo "== 1000 topics x $((SUBS / 1000)) subscribers, bursts of 32, window 128 =="
 run 1000 4 32 128

@@ -65,6 +65,7 @@ typedef struct tw_config {
         uint64_t max_message;            /* bytes per inbound message (1009) */
         uint32_t max_message_rate;       /* inbound messages/s per connection; 0 = off */
         uint64_t max_queue;              /* queued outbound bytes per connection */
+        uint64_t coalesce_ms;            /* longest a loaded worker holds output; 0 = off */
         enum tw_slow_policy slow_consumer;
         uint32_t history;           /* messages kept per topic for resume */
         uint32_t max_subscriptions; /* per connection */

@@ -75,8 +75,10 @@ typedef struct tw_metrics {
         tw_counter messages_sent;      /* outbound data messages queued */
         tw_counter bytes_received;
         tw_counter bytes_sent;
-        tw_counter limit_hits; /* connection/table/memory limits hit */
-        tw_counter enobufs;    /* recv buffer ring ran dry */
+        tw_counter sends;       /* sendmsg calls to clients */
+        tw_counter send_frames; /* frames (iovecs) they carried; a partly sent one again */
+        tw_counter limit_hits;  /* connection/table/memory limits hit */
+        tw_counter enobufs;     /* recv buffer ring ran dry */
         tw_counter cq_overflows;
         tw_counter slow_consumer[2]; /* [TW_SLOW_CONFLATE], [TW_SLOW_DISCONNECT] */
         tw_counter messages_published;

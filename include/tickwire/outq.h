@@ -30,6 +30,9 @@ int tw_outq_push(tw_outq **q, tw_frame *f);
 /* Bytes queued and not yet sent (0 for NULL). */
 uint64_t tw_outq_bytes(const tw_outq *q);
 
+/* Frames queued, counting any the send in flight covers (0 for NULL). */
+uint32_t tw_outq_frames(const tw_outq *q);
+
 /* Whether a send prepared by tw_outq_prepare() is still in flight. */
 bool tw_outq_sending(const tw_outq *q);
 

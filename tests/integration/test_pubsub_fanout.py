@@ -1,6 +1,8 @@
 """Fan-out across workers: with --workers 4, many subscribers (spread over every worker
 by SO_REUSEPORT) of one topic and of several topics each receive every message in seq
-order, while publishers on different workers publish to the same topics at once."""
+order, while publishers on different workers publish to the same topics at once — with
+output coalescing on (the default) and off (--coalesce 0). The send counters agree with
+what was delivered: every message went out in some send, no send was empty."""
 import json
 import selectors
 import threading
@@ -16,7 +18,13 @@ PER_PUBLISHER = 500
 
 class Fanout(unittest.TestCase):
     def test_every_subscriber_on_every_worker_gets_everything(self):
-        with Server("--history", "16", workers=4) as srv:
+        self.run_fanout()
+
+    def test_same_without_coalescing(self):
+        self.run_fanout("--coalesce", "0")
+
+    def run_fanout(self, *flags):
+        with Server("--history", "16", *flags, workers=4) as srv:
             subs = []
             for i in range(SUBS):
                 w = WS(srv.port)
@@ -87,6 +95,12 @@ class Fanout(unittest.TestCase):
             self.assertEqual(m["tickwire_messages_published_total"],
                              len(pubs) * PER_PUBLISHER * (1 + len(TOPICS)))
             self.assertEqual(m['tickwire_slow_consumer_total{action="conflate"}'], 0)
+            delivered = sum(want[t] for _, topics in subs for t in topics)
+            self.assertGreaterEqual(m["tickwire_messages_sent_total"], delivered)
+            self.assertGreaterEqual(m["tickwire_send_frames_total"],
+                                    m["tickwire_messages_sent_total"])
+            self.assertGreater(m["tickwire_sends_total"], 0)
+            self.assertLessEqual(m["tickwire_sends_total"], m["tickwire_send_frames_total"])
             for w, _ in subs:
                 w.close()
             for p in pubs:

@@ -1,0 +1,44 @@
+/* coalesce — see include/tickwire/coalesce.h. */
+#include "tickwire/coalesce.h"
+
+void tw_coalesce_init(tw_coalesce *c, uint64_t cap_us, uint64_t now_us, uint64_t cpu_ns)
+{
+        c->cap_us = cap_us;
+        c->sample_us = now_us;
+        c->sample_ns = cpu_ns;
+        c->flush_at_us = 0;
+        c->loaded = false;
+}
+
+bool tw_coalesce_sample_due(const tw_coalesce *c, uint64_t now_us)
+{
+        return c->cap_us && now_us - c->sample_us >= TW_COALESCE_SAMPLE_US;
+}
+
+void tw_coalesce_sample(tw_coalesce *c, uint64_t now_us, uint64_t cpu_ns)
+{
+        uint64_t wall = now_us - c->sample_us;
+        uint64_t pct;
+
+        if (!wall)
+                return;
+        pct = (cpu_ns - c->sample_ns) / 10u / wall; /* ns·100 / (µs·1000) */
+        if (!c->loaded && pct >= TW_COALESCE_ON_PCT)
+                c->loaded = true;
+        else if (c->loaded && pct < TW_COALESCE_OFF_PCT)
+                c->loaded = false;
+        c->sample_us = now_us;
+        c->sample_ns = cpu_ns;
+}
+
+uint64_t tw_coalesce_wait_us(const tw_coalesce *c, uint64_t now_us)
+{
+        if (!c->cap_us || !c->loaded || now_us >= c->flush_at_us)
+                return 0;
+        return c->flush_at_us - now_us;
+}
+
+void tw_coalesce_flushed(tw_coalesce *c, uint64_t t0_us, uint64_t cost_us)
+{
+        c->flush_at_us = t0_us + cost_us + (cost_us < c->cap_us ? cost_us : c->cap_us);
+}
