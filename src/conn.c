@@ -622,6 +622,7 @@ static void on_control_event(struct tw_worker *w, tw_conn *c, const tw_ws_event 
                 on_close_frame(w, c, ev->data, ev->len);
                 break;
         default: /* Pong: last_seen is all it means */
+                TW_INC(tw_worker_metrics(w)->pongs_received);
                 break;
         }
 }

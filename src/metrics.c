@@ -209,6 +209,8 @@ size_t tw_metrics_render(tw_metrics *const *workers, size_t n, int draining, cha
                "Connections terminated because the idle timeout expired.", OFF(heartbeat_timeouts));
         scalar(&b, w, n, "pings_sent_total", "counter", "Protocol Pings sent by the server.",
                OFF(pings_sent));
+        scalar(&b, w, n, "pongs_received_total", "counter", "Protocol Pongs received.",
+               OFF(pongs_received));
         histogram(&b, w, n, "detection_seconds",
                   "Time from a dead connection's last inbound frame to its termination.",
                   tw_detect_bounds, OFF(detection.bucket), OFF(detection.sum_us));

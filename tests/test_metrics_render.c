@@ -30,6 +30,7 @@ static void fill(void)
         TW_ADD(w0.heartbeat_timeouts, 2);
         TW_ADD(w1.heartbeat_timeouts, 1);
         TW_ADD(w0.pings_sent, 100);
+        TW_ADD(w0.pongs_received, 99);
         TW_ADD(w0.messages_received, 7);
         TW_ADD(w1.messages_sent, 1000000);
         TW_ADD(w0.bytes_received, 1);
@@ -100,6 +101,7 @@ Test(metrics_render, sums_two_workers)
         EXPECT_SAMPLE(t, "tickwire_closes_total{code=\"1013\"}", "0");
         EXPECT_SAMPLE(t, "tickwire_heartbeat_timeouts_total", "3");
         EXPECT_SAMPLE(t, "tickwire_pings_sent_total", "100");
+        EXPECT_SAMPLE(t, "tickwire_pongs_received_total", "99");
         EXPECT_SAMPLE(t, "tickwire_messages_received_total", "7");
         EXPECT_SAMPLE(t, "tickwire_messages_sent_total", "1000000");
         EXPECT_SAMPLE(t, "tickwire_bytes_received_total", "3");
@@ -271,10 +273,10 @@ Test(metrics_render, valid_exposition)
                         nsamples++;
                 }
         }
-        /* 34 families: 29 with one sample, 3 labelled (10 reasons, 13 codes, 2 actions) and
+        /* 35 families: 30 with one sample, 3 labelled (10 reasons, 13 codes, 2 actions) and
          * the two histograms (21 buckets, _sum, _count each) */
-        cr_expect_eq(ntyped, 34);
-        cr_expect_eq(nsamples, 29 + 10 + 13 + 2 + 23 + 23);
+        cr_expect_eq(ntyped, 35);
+        cr_expect_eq(nsamples, 30 + 10 + 13 + 2 + 23 + 23);
         regfree(&help);
         regfree(&type);
         regfree(&sample);

@@ -71,6 +71,7 @@ typedef struct tw_metrics {
         tw_counter closes[TW_CL__COUNT];
         tw_counter heartbeat_timeouts; /* idle_timeout expired */
         tw_counter pings_sent;         /* server protocol Pings */
+        tw_counter pongs_received;     /* protocol Pongs from clients */
         tw_counter messages_received;  /* complete inbound data messages */
         tw_counter messages_sent;      /* outbound data messages queued */
         tw_counter bytes_received;
