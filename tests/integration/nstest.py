@@ -35,20 +35,30 @@ def _ip(*args, check=True):
 
 
 class Pair:
-    """Namespaces <tag>s and <tag>c ("server" and "client" hosts), veth <tag>S/<tag>C,
-    addresses 10.X.Y.1/24 (server) and 10.X.Y.2/24 (client), X and Y random. Both ends of
-    the veth live in the namespaces: nothing changes in the host's own network stack.
-    Everything is removed on exit, whatever happened."""
+    """Namespaces <tag>s (the "server" host) and one per client host (<tag>c for the one
+    called "client"; more with clients=(...)), each client joined to the server by its
+    own veth pair on its own subnet: 10.X.Y.1/24 on the server's end, 10.X.Y.2/24 on the
+    client's, X and Y random (Y + i for the i-th client). Both ends of every veth live in
+    the namespaces: nothing changes in the host's own network stack. Everything is
+    removed on exit, whatever happened."""
 
-    def __init__(self, tag=None):
+    def __init__(self, tag=None, clients=("client",)):
         self.tag = tag or "tw%05x" % random.randrange(1 << 20)
-        x, y = random.randrange(64, 250), random.randrange(1, 250)
-        self.net = "10.%d.%d" % (x, y)
-        self.server_addr = self.net + ".1"
-        self.client_addr = self.net + ".2"
-        self.ns = {"server": self.tag + "s", "client": self.tag + "c"}
-        self.dev = {"server": self.tag + "S", "client": self.tag + "C"}
-        self.client_extra = []  # addresses added with readdress()
+        x, y = random.randrange(64, 250), random.randrange(1, 250 - len(clients))
+        self.clients = list(clients)
+        self.ns = {"server": self.tag + "s"}
+        self.dev, self.sdev, self.subnet, self.addr, self.server_addrs = {}, {}, {}, {}, {}
+        for i, name in enumerate(self.clients):
+            self.ns[name] = self.tag + ("c" if name == "client" else name[:4])
+            self.dev[name] = "%sC%d" % (self.tag, i)  # the client's end
+            self.sdev[name] = "%sS%d" % (self.tag, i)  # the server's end
+            self.subnet[name] = "10.%d.%d" % (x, y + i)
+            self.addr[name] = self.subnet[name] + ".2"
+            self.server_addrs[name] = self.subnet[name] + ".1"
+        first = self.clients[0]
+        self.net = self.subnet[first]
+        self.server_addr = self.server_addrs[first]
+        self.client_addr = self.addr[first]
         self.procs = []
 
     def __enter__(self):
@@ -60,14 +70,18 @@ class Pair:
             p = _ip("netns", "add", self.ns["server"], check=False)
             if p.returncode != 0:
                 raise Unavailable("ip netns add failed: %s" % p.stderr.strip())
-            _ip("netns", "add", self.ns["client"])
-            _ip("link", "add", self.dev["server"], "netns", self.ns["server"], "type", "veth",
-                "peer", "name", self.dev["client"], "netns", self.ns["client"])
-            for side, addr in (("server", self.server_addr), ("client", self.client_addr)):
-                ns = self.ns[side]
+            _ip("-n", self.ns["server"], "link", "set", "lo", "up")
+            for name in self.clients:
+                ns = self.ns[name]
+                _ip("netns", "add", ns)
                 _ip("-n", ns, "link", "set", "lo", "up")
-                _ip("-n", ns, "addr", "add", addr + "/24", "dev", self.dev[side])
-                _ip("-n", ns, "link", "set", self.dev[side], "up")
+                _ip("link", "add", self.sdev[name], "netns", self.ns["server"], "type", "veth",
+                    "peer", "name", self.dev[name], "netns", ns)
+                for n, dev, addr in ((self.ns["server"], self.sdev[name],
+                                      self.server_addrs[name]),
+                                     (ns, self.dev[name], self.addr[name])):
+                    _ip("-n", n, "addr", "add", addr + "/24", "dev", dev)
+                    _ip("-n", n, "link", "set", dev, "up")
         except Unavailable:
             self.cleanup()
             raise
@@ -120,17 +134,23 @@ class Pair:
                 os.close(orig)
 
     def link(self, side, up):
-        """Sets side's end of the veth up or down. Down on either end cuts the carrier of
-        both: no packets either way, and neither kernel is told anything about TCP."""
-        _ip("-n", self.ns[side], "link", "set", self.dev[side], "up" if up else "down")
+        """Sets side's end of its veth up or down ("server": the server's end of every
+        veth). Down on either end cuts the carrier of both: no packets either way, and
+        neither kernel is told anything about TCP."""
+        ends = ([(self.ns["server"], d) for d in self.sdev.values()] if side == "server"
+                else [(self.ns[side], self.dev[side])])
+        for ns, dev in ends:
+            _ip("-n", ns, "link", "set", dev, "up" if up else "down")
 
-    def readdress(self, new_host):
-        """The client's address changes (Wi-Fi to 4G, a NAT rebinding): 10.X.Y.<new_host>
+    def readdress(self, new_host, side=None):
+        """A client's address changes (Wi-Fi to 4G, a NAT rebinding): 10.X.Y.<new_host>
         replaces the old one, so the packets of its connections go nowhere: the server's
         answers are for an address no host has any more."""
-        new = "%s.%d" % (self.net, new_host)
-        _ip("-n", self.ns["client"], "addr", "del", self.client_addr + "/24", "dev",
-            self.dev["client"])
-        _ip("-n", self.ns["client"], "addr", "add", new + "/24", "dev", self.dev["client"])
-        self.client_addr = new
+        side = side or self.clients[0]
+        old, new = self.addr[side], "%s.%d" % (self.subnet[side], new_host)
+        _ip("-n", self.ns[side], "addr", "del", old + "/24", "dev", self.dev[side])
+        _ip("-n", self.ns[side], "addr", "add", new + "/24", "dev", self.dev[side])
+        self.addr[side] = new
+        if side == self.clients[0]:
+            self.client_addr = new
         return new
