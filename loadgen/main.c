@@ -193,6 +193,12 @@ static bool watch(lg_engine *e, lg_watch *w, lg_log *log, const lg_counters *c, 
                 /* power: the log shows every drop, or there is no log to wait for. */
                 return !log || log->n >= TW_GET(c->silent);
         case LG_SC_STORM:
+                /* With --server-timeout the clients find out one by one, each within an app
+                 * ping interval of the first (their last answer was at most that old): a
+                 * client not judged yet still counts as open, so wait that long. */
+                if (drop && o->server_timeout_ms &&
+                    now_ms < (drop - 1) / 1000.0 + (double)o->ping_interval_ms)
+                        return false;
                 if (drop && w->all_back_ms < 0 && TW_GET(c->open) >= o->connections) {
                         w->all_back_ms = now_ms - (drop - 1) / 1000.0;
                         w->answered_at_ms = now_ms;
