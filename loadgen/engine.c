@@ -82,8 +82,8 @@ static const int lg_one = 1;
 static const struct linger lg_linger0 = {.l_onoff = 1, .l_linger = 0};
 
 const char *const lg_event_names[LG_EV__COUNT] = {
-    "established", "failed",     "detection", "false_disconnect",
-    "reconnect",   "close_echo", "silent",    "power_detection",
+    "established", "failed", "detection",       "false_disconnect", "reconnect",
+    "close_echo",  "silent", "power_detection", "server_dead",
 };
 
 struct lg_hs {
@@ -826,6 +826,44 @@ static void app_ping(lg_thread *t, lg_conn *c)
 
 static void go_event(lg_thread *t, lg_conn *c);
 
+/* An open client's one timer serves both halves of its heartbeat: the next app ping and
+ * the moment the server's silence reaches --server-timeout. Armed for the earlier. */
+static void arm_heartbeat(lg_thread *t, lg_conn *c)
+{
+        const lg_opts *o = t->eng->o;
+        uint64_t at_ms = UINT64_MAX;
+
+        if (o->app_ping)
+                at_ms = c->ping_ms;
+        if (o->server_timeout_ms && c->state == LG_OPEN &&
+            (uint64_t)c->rx_ms + o->server_timeout_ms < at_ms)
+                at_ms = (uint64_t)c->rx_ms + o->server_timeout_ms;
+        if (at_ms != UINT64_MAX)
+                arm(t, c, at_ms * 1000);
+}
+
+/* --server-timeout: nothing from the server for that long, so it is gone (its host lost
+ * power, a partition, a NAT that forgot us): close, as tickwire.js does, and under storm
+ * come back. Measured from the last bytes heard, the one moment a client knows. */
+static void server_dead(lg_thread *t, lg_conn *c)
+{
+        double ms = (double)(t->now_us / 1000 - c->rx_ms);
+        uint64_t zero = 0;
+
+        TW_INC(t->c.server_dead);
+        lg_samples_add(&t->dead_ms, ms);
+        event(t, LG_EV_SERVER_DEAD, c->id, ms);
+        if (lg_scenario_reconnects(t->eng->o) && !atomic_load(&t->eng->stop)) {
+                atomic_compare_exchange_strong(&t->eng->first_drop_us, &zero, t->now_us + 1);
+                c->attempt = 0;
+                c->t_us = t->now_us;
+                terminate(t, c, true);
+        } else {
+                terminate(t, c, false);
+        }
+        maybe_release(t, c);
+}
+
 static void opened(lg_thread *t, lg_conn *c)
 {
         const lg_opts *o = t->eng->o;
@@ -867,10 +905,11 @@ static void opened(lg_thread *t, lg_conn *c)
                 go_event(t, c);
                 return;
         }
-        if (o->app_ping)
-                /* The first ping at a random point of the period, so clients that came up
-                 * together do not ping together forever. */
-                arm(t, c, t->now_us + rnd(t) % (o->ping_interval_ms * 1000) + 1000);
+        /* The first ping at a random point of the period, so clients that came up
+         * together do not ping together forever. */
+        c->rx_ms = (uint32_t)(t->now_us / 1000);
+        c->ping_ms = (uint32_t)((t->now_us + rnd(t) % (o->ping_interval_ms * 1000) + 1000) / 1000);
+        arm_heartbeat(t, c);
 }
 
 static void frames_feed(lg_thread *t, lg_conn *c, uint8_t *buf, size_t len);
@@ -1121,6 +1160,7 @@ static void resume_paused(lg_thread *t)
                 if (c->state != LG_PAUSED)
                         continue;
                 c->state = LG_OPEN;
+                c->rx_ms = (uint32_t)(t->now_us / 1000); /* it was not listening */
                 TW_INC(t->c.slow_resumed);
                 if (!(c->flags & LG_CF_RECV))
                         arm_recv(t, c);
@@ -1268,7 +1308,10 @@ static void on_recv(lg_thread *t, struct io_uring_cqe *cqe)
         }
         if (res > 0) {
                 uint8_t *p = tw_bufring_buf(&t->bufs, bid);
-                int r = t->ssl ? tls_feed(t, c, p, (size_t)res) : plain_feed(t, c, p, (size_t)res);
+                int r;
+
+                c->rx_ms = (uint32_t)(t->now_us / 1000);
+                r = t->ssl ? tls_feed(t, c, p, (size_t)res) : plain_feed(t, c, p, (size_t)res);
 
                 if (r == 1)
                         res = 0; /* close_notify: as a FIN */
@@ -1464,10 +1507,19 @@ static void on_timer(tw_wheel *wh, tw_timer *tm, void *ctx)
         case LG_PAUSED:
                 if (c->flags & LG_CF_PUB) {
                         lg_market_pub_tick(t, c);
-                } else if (o->app_ping) {
-                        app_ping(t, c);
-                        arm(t, c, t->now_us + o->ping_interval_ms * 1000);
+                        break;
                 }
+                /* A paused client reads nothing, so it cannot judge the server. */
+                if (o->server_timeout_ms && c->state == LG_OPEN &&
+                    t->now_us / 1000 >= (uint64_t)c->rx_ms + o->server_timeout_ms) {
+                        server_dead(t, c);
+                        break;
+                }
+                if (o->app_ping && t->now_us / 1000 >= c->ping_ms) {
+                        app_ping(t, c);
+                        c->ping_ms = (uint32_t)(t->now_us / 1000 + o->ping_interval_ms);
+                }
+                arm_heartbeat(t, c);
                 break;
         case LG_CLOSING:
                 if (!(c->flags & (LG_CF_ECHO | LG_CF_PEERCL)))
@@ -1774,6 +1826,7 @@ void lg_engine_free(lg_engine *e)
                 free(t->events);
                 free(t->bind_addr);
                 lg_samples_free(&t->detect_ms);
+                lg_samples_free(&t->dead_ms);
         }
         free(e->threads);
         e->threads = NULL;

@@ -69,6 +69,8 @@ typedef struct lg_conn {
         uint64_t t_us;      /* run clock: attempt start, then the event moment */
         uint32_t id;        /* global client number: the scenario's hit rule keys on it */
         uint32_t hint_ms;   /* retry_ms from the server's Close, UINT32_MAX for none */
+        uint32_t rx_ms;     /* open: run clock (ms) of the last bytes from the server */
+        uint32_t ping_ms;   /* open: run clock (ms) the next app ping is due */
         uint8_t state;      /* enum lg_conn_state */
         uint8_t flags;      /* enum lg_conn_flag */
         uint8_t inflight;   /* requests in flight on the slot */
@@ -95,6 +97,7 @@ enum lg_event_kind {
         LG_EV_CLOSE_ECHO,      /* value: Close round trip */
         LG_EV_SILENT,          /* the client went silent */
         LG_EV_POWER_DETECTION, /* value: server's age_ms from its detect line */
+        LG_EV_SERVER_DEAD,     /* value: silence of the server (--server-timeout) */
         LG_EV__COUNT
 };
 extern const char *const lg_event_names[LG_EV__COUNT];
@@ -142,6 +145,7 @@ typedef struct lg_thread {
         lg_hist close_us;     /* graceful: Close to echo */
         lg_hist e2e_us;       /* pub/sub: publish timestamp to delivery */
         lg_samples detect_ms; /* app silence detections */
+        lg_samples dead_ms;   /* --server-timeout: the server's silence when judged dead */
         /* Per target (o->targets), clients only; written by this thread, read after the
          * join. */
         uint64_t est_target[LG_MAX_TARGETS];   /* 101s, reconnects included */

@@ -193,6 +193,12 @@ static bool watch(lg_engine *e, lg_watch *w, lg_log *log, const lg_counters *c, 
                 /* power: the log shows every drop, or there is no log to wait for. */
                 return !log || log->n >= TW_GET(c->silent);
         case LG_SC_STORM:
+                /* With --server-timeout the clients find out one by one, each within an app
+                 * ping interval of the first (their last answer was at most that old): a
+                 * client not judged yet still counts as open, so wait that long. */
+                if (drop && o->server_timeout_ms &&
+                    now_ms < (drop - 1) / 1000.0 + (double)o->ping_interval_ms)
+                        return false;
                 if (drop && w->all_back_ms < 0 && TW_GET(c->open) >= o->connections) {
                         w->all_back_ms = now_ms - (drop - 1) / 1000.0;
                         w->answered_at_ms = now_ms;
@@ -286,6 +292,7 @@ static void merge_threads(lg_engine *e, lg_summary *s, lg_event **rows, size_t *
                 lg_hist_merge(&s->e2e_us, &t->e2e_us);
                 if (s->o->silence == LG_SILENCE_APP)
                         lg_samples_merge(&s->detect_ms, &t->detect_ms);
+                lg_samples_merge(&s->dead_ms, &t->dead_ms);
                 if (*rows && t->nevents) {
                         memcpy(*rows + *nrows, t->events, t->nevents * sizeof(**rows));
                         *nrows += t->nevents;
@@ -482,6 +489,7 @@ static void summarize_server(lg_run *r)
         }
         lg_samples_sort(&s->detect_ms);
         lg_samples_sort(&s->observed_ms);
+        lg_samples_sort(&s->dead_ms);
         if (s->have_expected)
                 for (size_t i = 0; i < s->detect_ms.n; i++)
                         if (s->detect_ms.v[i] < r->exp_min || s->detect_ms.v[i] > r->exp_max)
@@ -495,9 +503,13 @@ static void summarize(lg_run *r)
         lg_summary *s = &r->s;
         lg_watch *w = &r->w;
 
+        struct timespec wall;
+
         s->o = o;
         s->threads = r->e.nthreads;
         s->elapsed_s = lg_engine_now_us(&r->e) / 1e6;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        s->start_unix_ms = (double)wall.tv_sec * 1000 + wall.tv_nsec / 1e6 - s->elapsed_s * 1000;
         lg_engine_sum(&r->e, &s->c);
         merge_threads(&r->e, s, &r->rows, &r->nrows);
         summarize_rates(r);
@@ -550,6 +562,7 @@ static void release(lg_run *r)
         free(r->w.srv_rss);
         lg_samples_free(&r->s.detect_ms);
         lg_samples_free(&r->s.observed_ms);
+        lg_samples_free(&r->s.dead_ms);
         if (r->logp)
                 lg_log_close(r->logp);
         lg_engine_free(&r->e);

@@ -52,6 +52,7 @@ enum lg_opt_id {
         O_PING_INTERVAL,
         O_NO_APP_PING,
         O_NO_PONG,
+        O_SERVER_TIMEOUT,
         O_SRV_PING,
         O_SRV_IDLE,
         O_SRV_TICK,
@@ -244,6 +245,12 @@ static const tw_flag opts[] = {
      .id = O_NO_PONG,
      .kind = TW_FLAG_SWITCH,
      .help = "do not answer server Pings"},
+    {.name = "server-timeout",
+     .id = O_SERVER_TIMEOUT,
+     DUR(1),
+     .help = "a client that hears nothing from the server for DUR\n"
+             "counts it dead and closes ('server_dead'); storm\n"
+             "then reconnects [off]"},
     {.name = "server-ping-interval",
      .id = O_SRV_PING,
      DUR(1),
@@ -540,6 +547,9 @@ static int set(tw_flags *fl, const tw_flag *f, const tw_flag_value *val)
                 return 0;
         case O_NO_PONG:
                 o->pong = false;
+                return 0;
+        case O_SERVER_TIMEOUT:
+                o->server_timeout_ms = val->u;
                 return 0;
         case O_SRV_PING:
                 o->srv_ping_ms = val->u;

@@ -50,6 +50,7 @@ typedef struct lg_opts {
         uint64_t ping_interval_ms;              /* --ping-interval: client app ping period */
         bool pong;                              /* answer server Pings (--no-pong) */
         bool app_ping;                          /* send {"type":"ping"} (--no-app-ping) */
+        uint64_t server_timeout_ms;             /* --server-timeout: server dead; 0 = off */
         double fraction;                        /* --silent-fraction: clients the event hits */
         bool fraction_set;                      /* given explicitly */
         uint64_t event_at_ms;                   /* --silent-at: when the event happens */

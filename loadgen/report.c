@@ -212,6 +212,13 @@ void lg_report_table(FILE *out, const lg_summary *s)
         }
         fprintf(out, "| false disconnects | %llu |\n",
                 (unsigned long long)TW_GET(s->c.false_disconnects));
+        if (o->server_timeout_ms)
+                fprintf(
+                    out,
+                    "| server judged dead (--server-timeout %llu ms) | %zu, silence p50 / p99 / "
+                    "max %.1f / %.1f / %.1f ms |\n",
+                    U(o->server_timeout_ms), s->dead_ms.n, q(&s->dead_ms, 0.5),
+                    q(&s->dead_ms, 0.99), s->dead_ms.n ? s->dead_ms.v[s->dead_ms.n - 1] : 0.0);
         if (o->scenario == LG_SC_ABORT)
                 fprintf(out, "| aborted (RST) | %llu |\n",
                         (unsigned long long)TW_GET(s->c.aborted));
@@ -301,6 +308,17 @@ int lg_report_json(const char *path, const lg_summary *s)
         fprintf(f, "  \"false_disconnects\": %llu,\n",
                 (unsigned long long)TW_GET(s->c.false_disconnects));
         fprintf(f, "  \"reconnects\": %llu,\n", (unsigned long long)TW_GET(s->c.reconnects));
+        /* --server-timeout: the client side of detection. Each value is the server's
+         * silence (since the last bytes heard) when the client gave up; the CSV's
+         * server_dead rows carry the run clock of each verdict, which start_unix_ms turns
+         * into wall-clock time for a tool that knows when the failure happened. */
+        fprintf(f,
+                "  \"server_dead\": {\"count\": %zu, \"min\": %.3f, \"p50\": %.3f, \"p99\": %.3f, "
+                "\"max\": %.3f, \"timeout_ms\": %llu},\n",
+                s->dead_ms.n, s->dead_ms.n ? s->dead_ms.v[0] : 0.0, q(&s->dead_ms, 0.5),
+                q(&s->dead_ms, 0.99), s->dead_ms.n ? s->dead_ms.v[s->dead_ms.n - 1] : 0.0,
+                U(o->server_timeout_ms));
+        fprintf(f, "  \"start_unix_ms\": %.3f,\n", s->start_unix_ms);
 
         /* Extras. */
         fprintf(f, "  \"scenario\": \"%s\",\n", lg_scenario_name(o->scenario));

@@ -36,9 +36,11 @@ typedef struct lg_summary {
         bool have_expected;
         double exp_min, exp_max;
         uint64_t outside;
-        uint64_t silent;    /* clients that went silent */
-        uint64_t hits;      /* clients the event was meant to hit */
-        uint64_t unmatched; /* detect lines for peers that were not silent */
+        uint64_t silent;      /* clients that went silent */
+        uint64_t hits;        /* clients the event was meant to hit */
+        uint64_t unmatched;   /* detect lines for peers that were not silent */
+        lg_samples dead_ms;   /* --server-timeout: the server's silence at each verdict, sorted */
+        double start_unix_ms; /* wall clock of the run clock's zero (CSV t_ms + this) */
 
         bool have_gauge;
         double gauge_baseline, gauge_expected, gauge_final;

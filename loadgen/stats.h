@@ -43,6 +43,7 @@ typedef struct lg_counters {
         tw_counter silent;            /* clients gone silent */
         tw_counter detected;          /* silent clients whose drop we saw (app) */
         tw_counter false_disconnects; /* healthy clients the server dropped */
+        tw_counter server_dead;       /* sessions we ended: --server-timeout of silence */
         tw_counter server_closes;     /* Close frames from the server */
         tw_counter reconnects;        /* sessions re-established after a drop */
         tw_counter drops;             /* sessions the server ended (storm) */
