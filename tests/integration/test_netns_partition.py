@@ -101,6 +101,13 @@ class Pump(threading.Thread):
                     if c.sock in r:
                         c.on_readable()
 
+    def finish(self):
+        """Stops reading and closes every client."""
+        self.stop = True
+        self.join(2)
+        for c in self.clients:
+            c.sock.close()
+
 
 def start_server(net, *args):
     log = tempfile.mktemp(prefix="tw-netns-", suffix=".log")
@@ -163,10 +170,7 @@ def test_partition():
             assert all(c.closed is None for c in clients), [c.closed for c in clients]
             print("partition: %d detected, ages %d..%d ms, all within %.1f s of the cut" %
                   (N, min(ages), max(ages), took))
-            pump.stop = True
-            pump.join(2)
-            for c in clients:
-                c.sock.close()
+            pump.finish()
         finally:
             errf.close()
             os.unlink(log)
@@ -222,10 +226,7 @@ def test_flap():
             assert all(c.closed is None for c in clients), [c.closed for c in clients]
             print("flap: link down 1.5 s; all %d messages reached all %d clients %.1f s after "
                   "it came back; 0 disconnects" % (k, N, took))
-            pump.stop = True
-            pump.join(2)
-            for c in clients:
-                c.sock.close()
+            pump.finish()
         finally:
             errf.close()
             os.unlink(log)
