@@ -42,3 +42,34 @@ void tw_coalesce_flushed(tw_coalesce *c, uint64_t t0_us, uint64_t cost_us)
 {
         c->flush_at_us = t0_us + cost_us + (cost_us < c->cap_us ? cost_us : c->cap_us);
 }
+
+/* One decimal number at *p (advanced past it), after any spaces; false if none. */
+static bool number(const char **p, const char *end, uint64_t *v)
+{
+        const char *s = *p;
+        uint64_t n = 0;
+
+        while (s < end && *s == ' ')
+                s++;
+        if (s == end || *s < '0' || *s > '9')
+                return false;
+        for (; s < end && *s >= '0' && *s <= '9'; s++) {
+                if (n > (UINT64_MAX - 9) / 10)
+                        return false;
+                n = n * 10 + (uint64_t)(*s - '0');
+        }
+        *p = s;
+        *v = n;
+        return true;
+}
+
+bool tw_coalesce_demand_parse(const char *buf, size_t len, uint64_t *demand_ns)
+{
+        const char *p = buf, *end = buf + len;
+        uint64_t run, wait;
+
+        if (!number(&p, end, &run) || !number(&p, end, &wait) || run > UINT64_MAX - wait)
+                return false;
+        *demand_ns = run + wait;
+        return true;
+}

@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -107,6 +108,7 @@ struct tw_worker {
         const tw_loop_ops *ops;
         unsigned id;
         _Atomic int ring_fd; /* for MSG_RING wake-ups from other threads */
+        int schedstat_fd;    /* this thread's /proc schedstat, for the coalescing gate */
         int listen_fd[TW_MAX_LISTEN];
         uint8_t armed[TW_MAX_LISTEN]; /* accepts armed per listener, a bit each */
         struct tw_peer *peer;         /* [TW_MAX_LISTEN][TW_ACCEPT_ADDR], with iplimit */
@@ -463,6 +465,21 @@ static uint64_t thread_cpu_ns(void)
         return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* This thread's demand for CPU: the time it ran plus the time it was runnable but waited
+ * for a core (/proc/thread-self/schedstat), so a worker sharing cores with others counts
+ * as loaded when it would be busy given the core. Falls back to its CPU clock. */
+static uint64_t thread_demand_ns(tw_worker *w)
+{
+        char buf[96];
+        uint64_t demand;
+        ssize_t n;
+
+        if (w->schedstat_fd >= 0 && (n = pread(w->schedstat_fd, buf, sizeof(buf), 0)) > 0 &&
+            tw_coalesce_demand_parse(buf, (size_t)n, &demand))
+                return demand;
+        return thread_cpu_ns();
+}
+
 /* The turn's flush, unless the worker is loaded and its output is held for coalescing
  * (coalesce.h). A held flush is timed: the sends are submitted and run at once. */
 static void maybe_flush(tw_worker *w)
@@ -475,7 +492,7 @@ static void maybe_flush(tw_worker *w)
         }
         t0 = tw_now_us();
         if (tw_coalesce_sample_due(&w->coalesce, t0))
-                tw_coalesce_sample(&w->coalesce, t0, thread_cpu_ns());
+                tw_coalesce_sample(&w->coalesce, t0, thread_demand_ns(w));
         if (!w->coalesce.loaded || w->draining) {
                 flush_dirty(w);
                 return;
@@ -914,8 +931,10 @@ void tw_loop_run(tw_worker *w)
 {
         const tw_config *cfg = &w->sh->cfg;
 
-        /* On the worker's own thread: the CPU clock read is this thread's. */
-        tw_coalesce_init(&w->coalesce, cfg->coalesce_ms * 1000u, tw_now_us(), thread_cpu_ns());
+        /* On the worker's own thread: the demand read is this thread's (thread-self is
+         * resolved at the open). */
+        w->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+        tw_coalesce_init(&w->coalesce, cfg->coalesce_ms * 1000u, tw_now_us(), thread_demand_ns(w));
         if (w->ops->started)
                 w->ops->started(w);
 
@@ -974,6 +993,9 @@ void tw_loop_run(tw_worker *w)
         }
         tw_frame_batch_flush(&w->release);
         io_uring_submit(&w->ring);
+        if (w->schedstat_fd >= 0)
+                close(w->schedstat_fd);
+        w->schedstat_fd = -1;
 }
 
 /* ---- the worker's life ---- */

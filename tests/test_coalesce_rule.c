@@ -2,7 +2,8 @@
  * test_coalesce_rule — a worker that keeps up never holds its output; one busy for at
  * least TW_COALESCE_ON_PCT of a sample holds each flush for as long as the last one took,
  * at most the cap; it stays loaded until its CPU share falls below TW_COALESCE_OFF_PCT;
- * a cap of 0 never holds; a sample not yet over decides nothing.
+ * a cap of 0 never holds; a sample not yet over decides nothing; demand is read from
+ * schedstat's text as run + wait time, and anything else is refused.
  */
 #include <criterion/criterion.h>
 
@@ -95,4 +96,25 @@ Test(coalesce_rule, sample_not_over_decides_nothing)
         tw_coalesce_init(&c, 20000, now, cpu);
         cr_assert_not(tw_coalesce_sample_due(&c, now + S - 1));
         cr_assert(tw_coalesce_sample_due(&c, now + S));
+}
+
+Test(coalesce_rule, demand_is_run_plus_wait_time)
+{
+        const char line[] = "343241963 162527 39\n";
+        uint64_t d = 0;
+
+        cr_assert(tw_coalesce_demand_parse(line, sizeof(line) - 1, &d));
+        cr_assert_eq(d, 343241963u + 162527u);
+}
+
+Test(coalesce_rule, demand_rejects_what_is_not_two_numbers)
+{
+        uint64_t d = 7;
+
+        cr_assert_not(tw_coalesce_demand_parse("", 0, &d));
+        cr_assert_not(tw_coalesce_demand_parse("12", 2, &d));     /* one number */
+        cr_assert_not(tw_coalesce_demand_parse("12 x 3", 6, &d)); /* not a number */
+        cr_assert_not(tw_coalesce_demand_parse("1 2", 2, &d));    /* cut by len */
+        cr_assert_not(tw_coalesce_demand_parse("99999999999999999999 1", 22, &d)); /* > 2^64 */
+        cr_assert_eq(d, 7);
 }
