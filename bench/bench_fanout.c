@@ -192,12 +192,11 @@ static int dial(void)
         return fd;
 }
 
-/* Connects, sends the upgrade and (subscribers) the subscribe pipelined behind it. The
- * connection's thread arms its receive once it starts. */
+/* Connects and sends the upgrade; a subscriber's subscribe follows its 101 (on_bytes).
+ * The connection's thread arms its receive once it starts. */
 static void open_conn(struct conn *c, bool pub, uint32_t topic)
 {
-        char req[512], msg[256], tn[32];
-        uint8_t fr[300];
+        char req[512], tn[32];
         int n;
 
         memset(c, 0, sizeof(*c));
@@ -212,10 +211,6 @@ static void open_conn(struct conn *c, bool pub, uint32_t topic)
                      "Sec-WebSocket-Version: 13\r\n\r\n",
                      opt.token ? "?token=" : "", opt.token ? opt.token : "");
         write_all(c->fd, req, (size_t)n);
-        if (!pub) {
-                n = snprintf(msg, sizeof(msg), "{\"type\":\"subscribe\",\"topic\":\"%s\"}", tn);
-                write_all(c->fd, fr, client_frame(fr, 1, msg, (size_t)n));
-        }
         fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 }
 
@@ -312,6 +307,20 @@ static size_t frames(struct thr *t, struct conn *c, const uint8_t *p, size_t n, 
         return used;
 }
 
+/* A subscriber's subscribe, sent once its 101 is in: RFC 6455 4.1 has a client send no
+ * frame before the handshake completes (uWebSockets drops bytes that arrive in the same
+ * read as the upgrade request, so a subscribe pipelined behind it was lost there). */
+static void send_subscribe(struct conn *c)
+{
+        char msg[256], tn[32];
+        uint8_t fr[300];
+        int n;
+
+        topic_name(c->topic, tn, sizeof(tn));
+        n = snprintf(msg, sizeof(msg), "{\"type\":\"subscribe\",\"topic\":\"%s\"}", tn);
+        write_all(c->fd, fr, client_frame(fr, 1, msg, (size_t)n));
+}
+
 /* Bytes received on c, straight out of the kernel's buffer: only a frame cut by the end of
  * a receive is copied (into c->left) to be completed by the next one. */
 static void on_bytes(struct thr *t, struct conn *c, const uint8_t *p, size_t n, uint64_t now)
@@ -336,6 +345,8 @@ static void on_bytes(struct thr *t, struct conn *c, const uint8_t *p, size_t n, 
                         exit(1);
                 }
                 c->hs_done = 1;
+                if (!c->pub)
+                        send_subscribe(c);
                 used = (size_t)(e + 4 - c->left) - c->nleft; /* of p */
                 c->nleft = 0;
                 p += used;
