@@ -17,7 +17,9 @@
  *         publisher's CLOCK_MONOTONIC timestamp carried in the 64-byte message data.
  *
  * Delivered msgs/s counts topic messages received by subscribers. Server CPU comes from
- * /proc/PID/stat (utime + stime) over each phase when --pid is given. Every subscriber
+ * /proc/PID/stat (utime + stime) over each phase when --pid is given; messages per send
+ * from tickwire's /metrics (tickwire_send_frames_total over tickwire_sends_total) at the
+ * phase's ends, left empty for a server without them. Every subscriber
  * checks its seq: a jump is counted as a gap (conflation or loss).
  *
  * The client must cost less per message than the server, or it measures itself (the
@@ -45,6 +47,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -581,8 +584,51 @@ static void *thr_main(void *arg)
 
 struct sample {
         uint64_t ns, delivered, gaps, cpu_ticks, self_us;
+        uint64_t sends, frames; /* the server's, from its /metrics; 0 without them */
         uint64_t *hist;
 };
+
+/* The value of the unlabelled counter name in a /metrics text, or false. */
+static bool metric(const char *text, const char *name, uint64_t *v)
+{
+        char key[64];
+        const char *p;
+
+        snprintf(key, sizeof(key), "\n%s ", name);
+        if (!(p = strstr(text, key)))
+                return false;
+        *v = strtoull(p + strlen(key), NULL, 10);
+        return true;
+}
+
+/* The server's sends and frames sent so far, from tickwire's /metrics on the target, so
+ * each phase can show messages per send. A server without them (another implementation)
+ * is asked once: then the column stays empty. */
+static void server_sends(struct sample *s)
+{
+        static bool absent;
+        static char buf[1 << 20];
+        const char req[] = "GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n";
+        struct timeval tv = {1, 0};
+        size_t n = 0;
+        ssize_t r;
+        int fd;
+
+        if (absent)
+                return;
+        fd = dial();
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        write_all(fd, req, sizeof(req) - 1);
+        while (n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0)
+                n += (size_t)r;
+        close(fd);
+        buf[n] = 0;
+        if (!metric(buf, "tickwire_sends_total", &s->sends) ||
+            !metric(buf, "tickwire_send_frames_total", &s->frames)) {
+                s->sends = s->frames = 0;
+                absent = true;
+        }
+}
 
 static uint64_t proc_cpu_ticks(void)
 {
@@ -623,6 +669,7 @@ static void take(struct sample *s)
         s->gaps = SUM(gaps);
         s->cpu_ticks = proc_cpu_ticks();
         s->self_us = self_cpu_us();
+        server_sends(s);
         if (!s->hist)
                 s->hist = calloc(HIST_US + 1, sizeof(uint64_t));
         memset(s->hist, 0, (HIST_US + 1) * sizeof(uint64_t));
@@ -650,6 +697,7 @@ static double phase(const char *name, double rate_pub, uint32_t nburst)
         struct timespec ts = {1, 0};
         double secs, dps, cpu;
         uint64_t n = 0;
+        char per_send[16] = "";
 
         /* Start from empty queues: pause until everything published has arrived. */
         atomic_store(&pub_rate, -1.0);
@@ -674,13 +722,15 @@ static double phase(const char *name, double rate_pub, uint32_t nburst)
                 b.hist[i] -= a.hist[i];
                 n += b.hist[i];
         }
-        printf(
-            "| %-8s | %6u | %6u | %5u | %12.0f | %12.0f | %7.0f %% | %7.0f %% | %12.0f | %6llu | "
-            "%8.0f | %8.0f | %8.0f | %8.0f |\n",
-            name, opt.subs, opt.topics, nburst, rate_pub * fanout(), dps, cpu * 100,
-            (double)(b.self_us - a.self_us) / 1e4 / secs, cpu > 0 ? dps / cpu : 0,
-            (unsigned long long)(b.gaps - a.gaps), pct(b.hist, n, 0.50), pct(b.hist, n, 0.90),
-            pct(b.hist, n, 0.99), pct(b.hist, n, 0.999));
+        if (b.sends > a.sends)
+                snprintf(per_send, sizeof(per_send), "%.2f",
+                         (double)(b.frames - a.frames) / (double)(b.sends - a.sends));
+        printf("| %-8s | %6u | %6u | %5u | %12.0f | %12.0f | %7.0f %% | %7.0f %% | %12.0f | %9s | "
+               "%6llu | %8.0f | %8.0f | %8.0f | %8.0f |\n",
+               name, opt.subs, opt.topics, nburst, rate_pub * fanout(), dps, cpu * 100,
+               (double)(b.self_us - a.self_us) / 1e4 / secs, cpu > 0 ? dps / cpu : 0, per_send,
+               (unsigned long long)(b.gaps - a.gaps), pct(b.hist, n, 0.50), pct(b.hist, n, 0.90),
+               pct(b.hist, n, 0.99), pct(b.hist, n, 0.999));
         fflush(stdout);
         free(a.hist);
         free(b.hist);
@@ -802,12 +852,14 @@ int main(int argc, char **argv)
         printf("command:");
         for (int i = 0; i < argc; i++)
                 printf(" %s", argv[i]);
-        printf("\n\n| phase    |   subs | topics | burst | target msg/s | delivered/s  | srv CPU   "
-               "| cli CPU   "
-               "| msg/s/core    |   gaps | p50 µs   | p90 µs   | p99 µs   | p99.9 µs |\n");
-        printf("| -------- | ------ | ------ | ----- | ------------ | ------------ | --------- | "
-               "--------- "
-               "| ------------ | ------ | -------- | -------- | -------- | -------- |\n");
+        printf(
+            "\n\n| phase    |   subs | topics | burst | target msg/s | delivered/s  | srv CPU   "
+            "| cli CPU   "
+            "| msg/s/core    | msgs/send |   gaps | p50 µs   | p90 µs   | p99 µs   | p99.9 µs |\n");
+        printf(
+            "| -------- | ------ | ------ | ----- | ------------ | ------------ | --------- | "
+            "--------- "
+            "| ------------ | --------- | ------ | -------- | -------- | -------- | -------- |\n");
         atomic_store(&running, 2);
         max = phase("max", 0, opt.burst);
         /* Latency phases publish smaller bursts: their percentages are of the max at
