@@ -22,6 +22,11 @@ void tw_coalesce_sample(tw_coalesce *c, uint64_t now_us, uint64_t cpu_ns)
 
         if (!wall)
                 return;
+        if (cpu_ns < c->sample_ns) { /* the clock changed (demand fell back): start over */
+                c->sample_us = now_us;
+                c->sample_ns = cpu_ns;
+                return;
+        }
         pct = (cpu_ns - c->sample_ns) / 10u / wall; /* ns·100 / (µs·1000) */
         if (!c->loaded && pct >= TW_COALESCE_ON_PCT)
                 c->loaded = true;

@@ -474,9 +474,13 @@ static uint64_t thread_demand_ns(tw_worker *w)
         uint64_t demand;
         ssize_t n;
 
-        if (w->schedstat_fd >= 0 && (n = pread(w->schedstat_fd, buf, sizeof(buf), 0)) > 0 &&
-            tw_coalesce_demand_parse(buf, (size_t)n, &demand))
-                return demand;
+        if (w->schedstat_fd >= 0) {
+                if ((n = pread(w->schedstat_fd, buf, sizeof(buf), 0)) > 0 &&
+                    tw_coalesce_demand_parse(buf, (size_t)n, &demand))
+                        return demand;
+                close(w->schedstat_fd); /* for good: the gate must not mix the two clocks */
+                w->schedstat_fd = -1;
+        }
         return thread_cpu_ns();
 }
 

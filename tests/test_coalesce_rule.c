@@ -118,3 +118,19 @@ Test(coalesce_rule, demand_rejects_what_is_not_two_numbers)
         cr_assert_not(tw_coalesce_demand_parse("99999999999999999999 1", 22, &d)); /* > 2^64 */
         cr_assert_eq(d, 7);
 }
+
+Test(coalesce_rule, a_clock_that_goes_back_decides_nothing)
+{
+        tw_coalesce c;
+        uint64_t now = 1000000;
+
+        /* Demand (run + wait) is ahead of the CPU clock it falls back to: the sample that
+         * spans the switch must not read as 100 % busy. */
+        tw_coalesce_init(&c, 20000, now, 900000000);
+        now += S;
+        tw_coalesce_sample(&c, now, 5000);
+        cr_assert_not(c.loaded);
+        now += S;
+        tw_coalesce_sample(&c, now, 5000 + (uint64_t)S * 10u * 10u); /* then 10 % busy */
+        cr_assert_not(c.loaded);
+}
