@@ -3,7 +3,8 @@
  * least TW_COALESCE_ON_PCT of a sample holds each flush for as long as the last one took,
  * at most the cap; it stays loaded until its CPU share falls below TW_COALESCE_OFF_PCT;
  * a cap of 0 never holds; a sample not yet over decides nothing; demand is read from
- * schedstat's text as run + wait time, and anything else is refused.
+ * schedstat's text as run + wait time, and anything else is refused; a sample whose clock
+ * went back (the fall-back from demand to CPU time) decides nothing.
  */
 #include <criterion/criterion.h>
 

@@ -53,7 +53,8 @@ bool tw_coalesce_demand_parse(const char *buf, size_t len, uint64_t *demand_ns);
 bool tw_coalesce_sample_due(const tw_coalesce *c, uint64_t now_us);
 
 /* Ends the sample at (now_us, cpu_ns: the demand so far) and decides whether the worker
- * is loaded. */
+ * is loaded; a cpu_ns below the sample's start (the caller changed clocks) only restarts
+ * the sample. */
 void tw_coalesce_sample(tw_coalesce *c, uint64_t now_us, uint64_t cpu_ns);
 
 /* How long output marked now must still wait before its flush: 0 = flush now. */
