@@ -48,6 +48,11 @@ void tw_coalesce_flushed(tw_coalesce *c, uint64_t t0_us, uint64_t cost_us)
         c->flush_at_us = t0_us + cost_us + (cost_us < c->cap_us ? cost_us : c->cap_us);
 }
 
+bool tw_coalesce_sends_now(uint32_t frames, uint64_t bytes, uint64_t max_queue)
+{
+        return frames >= TW_COALESCE_FULL_SEND || bytes >= max_queue / 2;
+}
+
 /* One decimal number at *p (advanced past it), after any spaces; false if none. */
 static bool number(const char **p, const char *end, uint64_t *v)
 {

@@ -54,6 +54,7 @@ enum { TW_LOGGED_TABLE = 1, TW_LOGGED_LIMIT = 2, TW_LOGGED_NOMEM = 4, TW_LOGGED_
 
 /* loop.h and conn.h say what an idle connection costs: keep them true. */
 _Static_assert(sizeof(tw_conn) == 72, "tw_conn changed size: update loop.h and conn.h");
+_Static_assert(TW_COALESCE_FULL_SEND == TW_IOV_MAX, "a full send is what one sendmsg carries");
 
 /* Completion kinds (the top byte of user_data). */
 enum tw_kind {
@@ -380,8 +381,16 @@ uint64_t tw_worker_close_deadline(const tw_worker *w)
         return w->draining ? w->drain_deadline_ms : w->now_ms + w->sh->cfg.close_timeout_ms;
 }
 
+static void flush_one(tw_worker *w, tw_conn *c);
+
 void tw_worker_mark_dirty(tw_worker *w, tw_conn *c)
 {
+        /* A held worker still sends a full or half-bound queue at once (coalesce.h); if a
+         * send is in flight, nothing here: its completion comes back through this. */
+        if (w->coalesce.loaded && c->out &&
+            tw_coalesce_sends_now(tw_outq_frames(c->out), tw_outq_bytes(c->out),
+                                  w->sh->cfg.max_queue))
+                flush_one(w, c);
         if (c->flags & TW_CF_DIRTY)
                 return;
         if (w->ndirty == w->dirty_cap) {
@@ -663,10 +672,8 @@ static void on_send(tw_worker *w, struct io_uring_cqe *cqe)
                         tw_worker_terminate(w, c, TW_WS_CLOSE_ABNORMAL);
                 } else {
                         TW_ADD(w->metrics.bytes_sent, (uint64_t)sent);
-                        if (left && tw_outq_frames(c->out) >= TW_IOV_MAX)
-                                flush_one(w, c); /* a full send waits: holding it gains nothing */
-                        else if (left)
-                                tw_worker_mark_dirty(w, c);
+                        if (left)
+                                tw_worker_mark_dirty(w, c); /* at once if it must be */
                         w->ops->sent(w, c, sent, left);
                 }
         }
