@@ -50,7 +50,7 @@ void tw_coalesce_flushed(tw_coalesce *c, uint64_t t0_us, uint64_t cost_us)
 
 bool tw_coalesce_sends_now(uint32_t frames, uint64_t bytes, uint64_t max_queue)
 {
-        return frames >= TW_COALESCE_FULL_SEND || bytes >= max_queue / 2;
+        return frames >= TW_COALESCE_FULL_SEND || bytes >= max_queue / 8;
 }
 
 /* One decimal number at *p (advanced past it), after any spaces; false if none. */

@@ -5,7 +5,7 @@
  * a cap of 0 never holds; a sample not yet over decides nothing; demand is read from
  * schedstat's text as run + wait time, and anything else is refused; a sample whose clock
  * went back (the fall-back from demand to CPU time) decides nothing; a full send, or a
- * queue at half the connection's bound, is never held.
+ * queue at an eighth of the connection's bound, is never held.
  */
 #include <criterion/criterion.h>
 
@@ -142,8 +142,8 @@ Test(coalesce_rule, a_full_send_or_half_the_bound_is_not_held)
         const uint64_t bound = 64 * 1024;
 
         cr_assert_not(tw_coalesce_sends_now(1, 1000, bound));
-        cr_assert_not(tw_coalesce_sends_now(TW_COALESCE_FULL_SEND - 1, bound / 2 - 1, bound));
+        cr_assert_not(tw_coalesce_sends_now(TW_COALESCE_FULL_SEND - 1, bound / 8 - 1, bound));
         cr_assert(tw_coalesce_sends_now(TW_COALESCE_FULL_SEND, 100, bound));
         /* 20 ms held at 2.7 MB/s is 54 KB: most of a 64 KiB bound before the client reads */
-        cr_assert(tw_coalesce_sends_now(27, bound / 2, bound));
+        cr_assert(tw_coalesce_sends_now(4, bound / 8, bound));
 }

@@ -58,9 +58,11 @@ bool tw_coalesce_sample_due(const tw_coalesce *c, uint64_t now_us);
 void tw_coalesce_sample(tw_coalesce *c, uint64_t now_us, uint64_t cpu_ns);
 
 /* Whether a connection's output goes out at once even while its worker holds the rest:
- * at least TW_COALESCE_FULL_SEND frames (a full send: holding it gains nothing), or half
- * the connection's bound. Holding is the server's choice; it must never be what pushes a
- * client that reads over its bound (slow-consumer policy is for clients that do not). */
+ * at least TW_COALESCE_FULL_SEND frames (a full send: holding it gains nothing), or an
+ * eighth of the connection's bound. Holding is the server's choice; it must never be what
+ * pushes a client that reads over its bound (slow-consumer policy is for clients that do
+ * not): with one send in flight and this much held behind it, a hold adds at most an
+ * eighth of the bound to what a reading client has queued. */
 #define TW_COALESCE_FULL_SEND 1024
 bool tw_coalesce_sends_now(uint32_t frames, uint64_t bytes, uint64_t max_queue);
 
