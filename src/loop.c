@@ -385,7 +385,7 @@ static void flush_one(tw_worker *w, tw_conn *c);
 
 void tw_worker_mark_dirty(tw_worker *w, tw_conn *c)
 {
-        /* A held worker still sends a full or half-bound queue at once (coalesce.h); if a
+        /* A held worker still sends a full or eighth-of-bound queue at once (coalesce.h); if a
          * send is in flight, nothing here: its completion comes back through this. */
         if (w->coalesce.loaded && c->out &&
             tw_coalesce_sends_now(tw_outq_frames(c->out), tw_outq_bytes(c->out),

@@ -137,7 +137,7 @@ Test(coalesce_rule, a_clock_that_goes_back_decides_nothing)
         cr_assert_not(c.loaded);
 }
 
-Test(coalesce_rule, a_full_send_or_half_the_bound_is_not_held)
+Test(coalesce_rule, a_full_send_or_an_eighth_of_the_bound_is_not_held)
 {
         const uint64_t bound = 64 * 1024;
 
